@@ -1,0 +1,212 @@
+//! One queue's state: ready, delayed and leased messages, kept in publish order.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use broker_core::{Headers, Message, Properties, Received};
+use bytes::Bytes;
+use tokio::{sync::Notify, time::Instant};
+
+/// A message as the queue keeps it. `seq` is its place in publish order, kept for life.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) seq: u64,
+    pub(crate) id: String,
+    pub(crate) payload: Bytes,
+    pub(crate) headers: Headers,
+    pub(crate) properties: Properties,
+    pub(crate) ordering_key: Option<String>,
+    pub(crate) receive_count: u32,
+}
+
+impl Stored {
+    pub(crate) fn new(seq: u64, message: &Message) -> Self {
+        Self {
+            seq,
+            id: uuid::Uuid::new_v4().to_string(),
+            payload: message.payload.clone(),
+            headers: message.headers.clone(),
+            properties: message.properties.clone(),
+            ordering_key: message.ordering_key.clone(),
+            receive_count: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Leased {
+    stored: Stored,
+    lease: u64,
+    until: Instant,
+}
+
+/// Where a message goes when it leaves a lease without an ack.
+pub(crate) enum Return {
+    Ready,
+    After(Duration),
+    DeadLetter,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct QueueState {
+    ready: BTreeMap<u64, Stored>,
+    delayed: BTreeSet<(Instant, u64)>,
+    delayed_messages: HashMap<u64, Stored>,
+    leased: HashMap<u64, Leased>,
+    lease_ends: BTreeSet<(Instant, u64)>,
+    dedup: HashMap<String, Instant>,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl QueueState {
+    /// Whether `id` was seen within `window`; records it if not.
+    pub(crate) fn is_duplicate(&mut self, id: &str, window: Duration, now: Instant) -> bool {
+        if self.dedup.len() > 10_000 {
+            self.dedup
+                .retain(|_, first| now.duration_since(*first) < window);
+        }
+        match self.dedup.get(id) {
+            Some(first) if now.duration_since(*first) < window => true,
+            _ => {
+                self.dedup.insert(id.to_owned(), now);
+                false
+            }
+        }
+    }
+
+    pub(crate) fn push(&mut self, stored: Stored, delay: Option<Duration>, now: Instant) {
+        match delay {
+            Some(d) if !d.is_zero() => {
+                self.delayed.insert((now + d, stored.seq));
+                self.delayed_messages.insert(stored.seq, stored);
+            }
+            _ => {
+                self.ready.insert(stored.seq, stored);
+            }
+        }
+    }
+
+    /// Moves due delayed messages to ready, and expired leases back (or to `dead`, once a
+    /// message has been received `max_receives` times).
+    pub(crate) fn reap(&mut self, now: Instant, max_receives: Option<u32>, dead: &mut Vec<Stored>) {
+        while let Some(&(due, seq)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(stored) = self.delayed_messages.remove(&seq) {
+                self.ready.insert(seq, stored);
+            }
+        }
+        while let Some(&(until, seq)) = self.lease_ends.first() {
+            if until > now {
+                break;
+            }
+            self.lease_ends.pop_first();
+            if let Some(leased) = self.leased.remove(&seq) {
+                self.give_back(leased.stored, Return::Ready, now, max_receives, dead);
+            }
+        }
+    }
+
+    /// Leases up to `max` ready messages, in publish order.
+    pub(crate) fn take(
+        &mut self,
+        max: usize,
+        lease_for: Duration,
+        now: Instant,
+        next_lease: &mut u64,
+    ) -> Vec<Received> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((seq, mut stored)) = self.ready.pop_first() else {
+                break;
+            };
+            stored.receive_count += 1;
+            *next_lease += 1;
+            let lease = *next_lease;
+            let until = now + lease_for;
+            out.push(Received {
+                id: stored.id.clone(),
+                payload: stored.payload.clone(),
+                headers: stored.headers.clone(),
+                properties: stored.properties.clone(),
+                ordering_key: stored.ordering_key.clone(),
+                receive_count: stored.receive_count,
+                token: broker_core::AckToken::new(format!("{seq}:{lease}")),
+            });
+            self.lease_ends.insert((until, seq));
+            self.leased.insert(
+                seq,
+                Leased {
+                    stored,
+                    lease,
+                    until,
+                },
+            );
+        }
+        out
+    }
+
+    /// Ends a lease held under `lease`; `None` if that lease is no longer current.
+    pub(crate) fn settle(&mut self, seq: u64, lease: u64) -> Option<Stored> {
+        match self.leased.get(&seq) {
+            Some(l) if l.lease == lease => {
+                let leased = self.leased.remove(&seq)?;
+                self.lease_ends.remove(&(leased.until, seq));
+                Some(leased.stored)
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the end of a current lease; `false` if that lease is no longer current.
+    pub(crate) fn extend(&mut self, seq: u64, lease: u64, until: Instant) -> bool {
+        match self.leased.get_mut(&seq) {
+            Some(l) if l.lease == lease => {
+                self.lease_ends.remove(&(l.until, seq));
+                l.until = until;
+                self.lease_ends.insert((until, seq));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts a message that left its lease back where `how` says.
+    pub(crate) fn give_back(
+        &mut self,
+        stored: Stored,
+        how: Return,
+        now: Instant,
+        max_receives: Option<u32>,
+        dead: &mut Vec<Stored>,
+    ) {
+        let exhausted = max_receives.is_some_and(|max| stored.receive_count >= max);
+        match how {
+            Return::DeadLetter => dead.push(stored),
+            _ if exhausted => dead.push(stored),
+            Return::Ready => {
+                self.ready.insert(stored.seq, stored);
+            }
+            Return::After(delay) => self.push(stored, Some(delay), now),
+        }
+    }
+
+    /// When the next delayed message falls due or the next lease ends.
+    pub(crate) fn next_event(&self) -> Option<Instant> {
+        let delayed = self.delayed.first().map(|(at, _)| *at);
+        let lease = self.lease_ends.first().map(|(at, _)| *at);
+        match (delayed, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+}

@@ -1,0 +1,129 @@
+//! The driver trait every backend implements.
+//!
+//! [`Broker`] is deliberately narrow: publish a batch, receive up to N deliveries waiting at
+//! most D, and settle deliveries by their [`AckToken`]. A backend never retries, never checks
+//! sizes and never decodes tasks; it classifies its errors (see
+//! [`Error::is_retryable`](crate::Error::is_retryable)). Everything else (batch splitting,
+//! retries with backoff, payload checks, tracing, lease renewal, task semantics) is written
+//! once above it, in [`Queue`](crate::Queue), [`Delivery`](crate::Delivery) and the
+//! [`worker`](crate::worker).
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::{
+    capabilities::Capabilities,
+    error::Result,
+    message::{Headers, Properties},
+};
+
+/// Opaque text a backend hands out with a delivery and later uses to find it again for ack,
+/// nack and lease extension. Only the backend that made it can interpret it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AckToken(Arc<str>);
+
+impl AckToken {
+    /// Wraps the backend's handle (a receipt handle, a delivery tag, a row id and lease...).
+    pub fn new(raw: impl Into<Arc<str>>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The backend's handle.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AckToken({})", self.0)
+    }
+}
+
+/// A message as a backend returns it from [`Broker::receive`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The message's id, stable across redeliveries.
+    pub id: String,
+    /// The payload as published.
+    pub payload: bytes::Bytes,
+    /// The headers as published.
+    pub headers: Headers,
+    /// The properties as published.
+    pub properties: Properties,
+    /// The ordering key it was published with.
+    pub ordering_key: Option<String>,
+    /// How many times this message has been handed out, this time included (1 on first
+    /// delivery). Backends that only know a redelivered flag report 1 or 2: a lower bound.
+    pub receive_count: u32,
+    /// The handle for ack, nack and lease extension.
+    pub token: AckToken,
+}
+
+/// What to do with a delivery that was not processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NackAction {
+    /// Make it available again at once, in its original place where the queue is ordered.
+    Requeue,
+    /// Make it available again after this delay (needs [`Delay`](crate::Delay) support).
+    RequeueAfter(Duration),
+    /// Move it to the dead-letter queue, recording `reason` in header `x-dead-letter-reason`
+    /// where the backend can (needs [`DeadLetter`](crate::DeadLetter) support).
+    DeadLetter {
+        /// Why the message could not be processed; logged and kept with the message.
+        reason: String,
+    },
+}
+
+/// Header under which a dead-lettered message keeps the reason it was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
+
+/// The driver trait: the few operations a backend must provide.
+///
+/// Implementations must be cheap to share (`Arc<dyn Broker>`), must not retry on their own and
+/// must keep every promise their [`Capabilities`] make. Every method is cancellation safe in
+/// the at-least-once sense: dropping a future may leave a message published or received (and
+/// then redelivered after its lease), never lost.
+#[async_trait]
+pub trait Broker: Send + Sync + fmt::Debug + 'static {
+    /// The guarantees and limits this backend keeps. Constant for the broker's lifetime.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Creates `queue` (and its dead-letter queue) if missing. Idempotent.
+    async fn declare_queue(&self, queue: &str) -> Result<()>;
+
+    /// Deletes `queue`, its dead-letter queue and everything in them. Deleting a missing queue
+    /// succeeds.
+    async fn delete_queue(&self, queue: &str) -> Result<()>;
+
+    /// Publishes `batch` (at most `max_batch` messages, each within `max_payload`: the caller
+    /// checked). On `Ok` every message is stored as the capabilities promise. On `Err` some
+    /// messages may have been stored: a retry may duplicate them.
+    ///
+    /// A missing queue is [`ErrorKind::QueueNotFound`](crate::ErrorKind::QueueNotFound).
+    async fn publish(&self, queue: &str, batch: &[crate::Message]) -> Result<()>;
+
+    /// Receives up to `max` deliveries (`1..=max_batch`), waiting up to `wait` for the first
+    /// one. An empty vector means none arrived in time. Each delivery is leased (or held by
+    /// this connection) until acked, nacked or its lease ends.
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>>;
+
+    /// Removes these deliveries for good. Acking a delivery whose lease ended is
+    /// [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost): another consumer may have it.
+    async fn ack(&self, queue: &str, tokens: &[AckToken]) -> Result<()>;
+
+    /// Gives a delivery back (see [`NackAction`]).
+    async fn nack(&self, queue: &str, token: &AckToken, action: &NackAction) -> Result<()>;
+
+    /// Sets the delivery's lease to end `lease` from now.
+    async fn extend_lease(&self, queue: &str, token: &AckToken, lease: Duration) -> Result<()>;
+
+    /// The queue dead letters of `queue` go to, when the backend dead-letters.
+    fn dead_letter_queue(&self, queue: &str) -> Option<String>;
+
+    /// Closes connections. Later calls fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed);
+    /// unacked deliveries come back as the redelivery capability says.
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,304 @@
+//! What a backend promises, declared up front and checked at start-up.
+//!
+//! Each backend returns one [`Capabilities`] value describing the guarantees it keeps. The
+//! conformance suite tests exactly what is declared, so a value here is a tested promise, not a
+//! hope. Applications state what they rely on with [`Requirement`]s and call
+//! [`Capabilities::require`] before they start; a backend that cannot keep a requirement is an
+//! error at start-up rather than a surprise in production.
+
+use std::{fmt, time::Duration};
+
+use crate::error::{Error, ErrorKind, Operation, Result};
+
+/// How often a published message is handed to a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryGuarantee {
+    /// At most once: a message may be lost (for example when a consumer dies), never repeated.
+    AtMostOnce,
+    /// At least once: a message is never lost once `publish` returned `Ok`, but a consumer may
+    /// see it again (after a crash, a lease expiry or a publish retry). Handlers must be
+    /// idempotent.
+    AtLeastOnce,
+}
+
+/// In which order deliveries leave the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ordering {
+    /// No promise: messages may be delivered in any order (SQS standard).
+    None,
+    /// Messages with the same ordering key are handed out in publish order: each consumer sees
+    /// a key's messages in increasing order. No order between keys. (Some backends, SQS FIFO
+    /// among them, also hold a key's next message while one is in flight; that is not part of
+    /// this promise.)
+    PerKey,
+    /// The queue hands messages out in publish order (first in, first out), ordering key or
+    /// not. A message that comes back (nack, lease expiry) takes its original place. With
+    /// several consumers each one sees an increasing sequence; processing may interleave.
+    PerQueue,
+}
+
+/// Whether a repeated publish is delivered once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deduplication {
+    /// Every publish is a delivery.
+    None,
+    /// Messages published with the same [`deduplication_id`](crate::Message::deduplication_id)
+    /// within `window` of the first are dropped (the publish still returns `Ok`).
+    ById {
+        /// How long a deduplication id is remembered after its first publish.
+        window: Duration,
+    },
+}
+
+/// What makes a delivery that was never acknowledged come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// A delivery is leased for `default_lease` from the moment it is received; if it is not
+    /// acked or nacked by then it becomes visible again, marked redelivered with its receive
+    /// count increased.
+    Lease {
+        /// The lease given at receipt.
+        default_lease: Duration,
+        /// Whether [`Delivery::extend_lease`](crate::Delivery::extend_lease) works.
+        extension: LeaseExtension,
+    },
+    /// A delivery comes back when the consumer's connection or channel closes without acking
+    /// it (AMQP). There is no time limit while the connection lives.
+    OnDisconnect,
+}
+
+/// Whether and how far a lease can be extended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseExtension {
+    /// Extension is not available.
+    Unsupported,
+    /// The lease can be set to any duration up to `max` from now, as often as needed.
+    UpTo {
+        /// The longest lease one extension may set.
+        max: Duration,
+    },
+}
+
+/// Whether a message can be published with a delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// Delayed publishing and delayed nack are rejected with [`ErrorKind::Unsupported`].
+    Unsupported,
+    /// A message is never delivered before its delay has passed; delays up to `max` are
+    /// accepted. Long delays never cause duplicates.
+    UpTo {
+        /// The longest delay accepted.
+        max: Duration,
+    },
+}
+
+/// Where messages that cannot be processed end up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// No dead-letter place: a poison message can only be dropped (acked) or requeued.
+    Unsupported,
+    /// A message received `max_receives` times without being acked, or nacked with
+    /// [`NackAction::DeadLetter`](crate::NackAction::DeadLetter), moves to the queue named by
+    /// [`Broker::dead_letter_queue`](crate::Broker::dead_letter_queue), where it can be
+    /// received like any other.
+    Queue {
+        /// Receives after which an unacked message is dead-lettered instead of redelivered.
+        max_receives: u32,
+    },
+}
+
+/// Whether messages survive a broker restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Lost when the broker process ends.
+    Transient,
+    /// Kept across broker restarts once `publish` returned `Ok`.
+    Durable,
+}
+
+/// The guarantees and limits of one backend.
+/// Backends build it from [`Capabilities::minimal`] with struct-update syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The backend's short name (`memory`, `redis`, `sqs`, ...).
+    pub backend: &'static str,
+    /// How often a message is delivered.
+    pub delivery: DeliveryGuarantee,
+    /// In which order.
+    pub ordering: Ordering,
+    /// Whether repeated publishes collapse.
+    pub deduplication: Deduplication,
+    /// What brings unacknowledged work back.
+    pub redelivery: Redelivery,
+    /// Delayed delivery.
+    pub delay: Delay,
+    /// Dead-lettering.
+    pub dead_letter: DeadLetter,
+    /// Survives a broker restart or not.
+    pub persistence: Persistence,
+    /// The most messages one publish or receive call handles.
+    pub max_batch: usize,
+    /// The largest [`Message::encoded_size`](crate::Message::encoded_size) accepted, in bytes.
+    pub max_payload: usize,
+}
+
+impl Capabilities {
+    /// A starting point for a backend's declaration: at-least-once, nothing else promised,
+    /// batches of one and 256 KiB payloads. Backends override what they keep.
+    #[must_use]
+    pub fn minimal(backend: &'static str) -> Self {
+        Self {
+            backend,
+            delivery: DeliveryGuarantee::AtLeastOnce,
+            ordering: Ordering::None,
+            deduplication: Deduplication::None,
+            redelivery: Redelivery::OnDisconnect,
+            delay: Delay::Unsupported,
+            dead_letter: DeadLetter::Unsupported,
+            persistence: Persistence::Transient,
+            max_batch: 1,
+            max_payload: 256 * 1024,
+        }
+    }
+
+    /// The longest lease extension, when leases can be extended.
+    #[must_use]
+    pub fn max_lease(&self) -> Option<Duration> {
+        match self.redelivery {
+            Redelivery::Lease {
+                extension: LeaseExtension::UpTo { max },
+                ..
+            } => Some(max),
+            _ => None,
+        }
+    }
+
+    /// Whether this backend keeps `requirement`.
+    #[must_use]
+    pub fn satisfies(&self, requirement: Requirement) -> bool {
+        match requirement {
+            Requirement::AtLeastOnce => self.delivery == DeliveryGuarantee::AtLeastOnce,
+            Requirement::OrderingPerKey => self.ordering >= Ordering::PerKey,
+            Requirement::OrderingPerQueue => self.ordering == Ordering::PerQueue,
+            Requirement::Deduplication => self.deduplication != Deduplication::None,
+            Requirement::Delay(wanted) => {
+                matches!(self.delay, Delay::UpTo { max } if max >= wanted)
+            }
+            Requirement::DeadLetter => self.dead_letter != DeadLetter::Unsupported,
+            Requirement::LeaseExtension => self.max_lease().is_some(),
+            Requirement::Durable => self.persistence == Persistence::Durable,
+            Requirement::PayloadUpTo(bytes) => self.max_payload >= bytes,
+        }
+    }
+
+    /// Checks every requirement; the error names the backend and each guarantee it lacks.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Requirement`] listing all unmet requirements.
+    pub fn require(&self, requirements: &[Requirement]) -> Result<()> {
+        let missing: Vec<String> = requirements
+            .iter()
+            .filter(|r| !self.satisfies(**r))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Requirement,
+            self.backend,
+            Operation::Require,
+            format!(
+                "the {} backend does not guarantee {}",
+                self.backend,
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+/// A guarantee an application relies on; see [`Capabilities::require`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Nothing published is lost.
+    AtLeastOnce,
+    /// Messages with one ordering key arrive in publish order.
+    OrderingPerKey,
+    /// The whole queue arrives in publish order.
+    OrderingPerQueue,
+    /// Repeated publishes with one deduplication id collapse.
+    Deduplication,
+    /// Delays up to this long are accepted.
+    Delay(Duration),
+    /// Poison messages can be dead-lettered.
+    DeadLetter,
+    /// Leases can be extended while work runs.
+    LeaseExtension,
+    /// Messages survive a broker restart.
+    Durable,
+    /// Payloads of this many bytes are accepted.
+    PayloadUpTo(usize),
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AtLeastOnce => f.write_str("at-least-once delivery"),
+            Self::OrderingPerKey => f.write_str("ordering per key"),
+            Self::OrderingPerQueue => f.write_str("ordering per queue"),
+            Self::Deduplication => f.write_str("deduplication"),
+            Self::Delay(d) => write!(f, "delays of {}s", d.as_secs_f64()),
+            Self::DeadLetter => f.write_str("dead-lettering"),
+            Self::LeaseExtension => f.write_str("lease extension"),
+            Self::Durable => f.write_str("durable messages"),
+            Self::PayloadUpTo(n) => write!(f, "payloads of {n} bytes"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fifo() -> Capabilities {
+        Capabilities {
+            ordering: Ordering::PerQueue,
+            ..Capabilities::minimal("memory")
+        }
+    }
+
+    #[test]
+    fn queue_order_implies_key_order() {
+        assert!(fifo().satisfies(Requirement::OrderingPerKey));
+        assert!(!Capabilities::minimal("sqs").satisfies(Requirement::OrderingPerKey));
+    }
+
+    #[test]
+    fn require_names_the_backend_and_every_missing_guarantee() {
+        let err = Capabilities::minimal("sqs")
+            .require(&[
+                Requirement::OrderingPerKey,
+                Requirement::AtLeastOnce,
+                Requirement::Durable,
+            ])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Requirement);
+        let text = err.to_string();
+        assert!(
+            text.contains("sqs backend does not guarantee ordering per key, durable messages"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn delay_requirement_compares_with_the_maximum() {
+        let caps = Capabilities {
+            delay: Delay::UpTo {
+                max: Duration::from_secs(900),
+            },
+            ..Capabilities::minimal("sqs")
+        };
+        assert!(caps.satisfies(Requirement::Delay(Duration::from_secs(900))));
+        assert!(!caps.satisfies(Requirement::Delay(Duration::from_secs(901))));
+    }
+}

@@ -1,0 +1,179 @@
+//! A received message and the right to settle it.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+
+use crate::{
+    broker::{AckToken, Broker, NackAction, Received},
+    error::{Error, Result},
+    message::{Headers, Properties},
+    retry::RetryPolicy,
+};
+
+/// A message handed to this consumer, leased (or held by its connection) until settled.
+///
+/// [`ack`](Self::ack) and [`nack`](Self::nack) consume the delivery; if they fail, the
+/// delivery comes back inside the [`SettleError`] so the caller can try again or give up.
+/// Dropping a delivery without settling it is allowed: the backend hands it out again when its
+/// lease ends (or its connection closes), marked redelivered.
+pub struct Delivery {
+    received: Received,
+    queue: Arc<str>,
+    broker: Arc<dyn Broker>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("queue", &self.queue)
+            .field("id", &self.received.id)
+            .field("receive_count", &self.received.receive_count)
+            .field("payload_len", &self.received.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed ack or nack, with the delivery handed back.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct SettleError {
+    /// The delivery, still unsettled.
+    pub delivery: Box<Delivery>,
+    /// Why settling failed.
+    #[source]
+    pub error: Error,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        received: Received,
+        queue: Arc<str>,
+        broker: Arc<dyn Broker>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            received,
+            queue,
+            broker,
+            retry,
+        }
+    }
+
+    /// The message id, stable across redeliveries.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.received.id
+    }
+
+    /// The queue it came from.
+    #[must_use]
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The payload as published.
+    #[must_use]
+    pub fn payload(&self) -> &Bytes {
+        &self.received.payload
+    }
+
+    /// The headers as published.
+    #[must_use]
+    pub fn headers(&self) -> &Headers {
+        &self.received.headers
+    }
+
+    /// The properties as published.
+    #[must_use]
+    pub fn properties(&self) -> &Properties {
+        &self.received.properties
+    }
+
+    /// A header's value when it is a string.
+    #[must_use]
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.received
+            .headers
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+    }
+
+    /// The ordering key it was published with.
+    #[must_use]
+    pub fn ordering_key(&self) -> Option<&str> {
+        self.received.ordering_key.as_deref()
+    }
+
+    /// How many times it has been handed out, this time included (see
+    /// [`Received::receive_count`]).
+    #[must_use]
+    pub fn receive_count(&self) -> u32 {
+        self.received.receive_count
+    }
+
+    /// Whether an earlier delivery of this message was not acknowledged.
+    #[must_use]
+    pub fn redelivered(&self) -> bool {
+        self.received.receive_count > 1
+    }
+
+    /// The backend's token for this delivery.
+    #[must_use]
+    pub fn token(&self) -> &AckToken {
+        &self.received.token
+    }
+
+    /// Removes the message for good, retrying transient failures.
+    ///
+    /// # Errors
+    /// A [`SettleError`] holding the delivery; `LeaseLost` means another consumer may now have
+    /// it and this one should stop working on it.
+    pub async fn ack(self) -> Result<(), SettleError> {
+        let outcome = self
+            .retry
+            .run(|| {
+                self.broker
+                    .ack(&self.queue, std::slice::from_ref(&self.received.token))
+            })
+            .await;
+        self.settled(outcome)
+    }
+
+    /// Gives the message back as `action` says, retrying transient failures.
+    ///
+    /// # Errors
+    /// A [`SettleError`] holding the delivery.
+    pub async fn nack(self, action: NackAction) -> Result<(), SettleError> {
+        if let NackAction::DeadLetter { reason } = &action {
+            tracing::warn!(queue = %self.queue, id = %self.received.id, %reason, "dead-lettering message");
+        }
+        let outcome = self
+            .retry
+            .run(|| self.broker.nack(&self.queue, &self.received.token, &action))
+            .await;
+        self.settled(outcome)
+    }
+
+    /// Sets the lease to end `lease` from now, so that slow work is not handed to another
+    /// consumer. Safe to call repeatedly.
+    ///
+    /// # Errors
+    /// `Unsupported` where leases cannot be extended, `LeaseLost` when it already ended.
+    pub async fn extend_lease(&self, lease: Duration) -> Result<()> {
+        self.retry
+            .run(|| {
+                self.broker
+                    .extend_lease(&self.queue, &self.received.token, lease)
+            })
+            .await
+    }
+
+    fn settled(self, outcome: Result<()>) -> Result<(), SettleError> {
+        outcome.map_err(|error| SettleError {
+            delivery: Box::new(self),
+            error,
+        })
+    }
+}

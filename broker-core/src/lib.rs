@@ -1,0 +1,29 @@
+//! Interchangeable message brokers with their delivery guarantees made explicit.
+//!
+//! A backend implements the narrow [`Broker`] driver trait and declares what it keeps in its
+//! [`Capabilities`]; applications hold a [`Queue`] (publishing, receiving, retries, limits,
+//! written once) and receive [`Delivery`] values that they ack or nack. Tasks travel in
+//! Celery's message protocol v2 ([`celery`]) and are run by the [`worker`] runtime, which
+//! writes their states to a [`ResultStore`]. [`urls`] parses `CELERY_BROKER_URL` and
+//! `CELERY_RESULT_BACKEND`; [`registry`] turns a parsed URL into a connected backend.
+
+mod broker;
+mod capabilities;
+mod delivery;
+mod error;
+mod message;
+mod queue;
+mod result;
+mod retry;
+
+pub use broker::{AckToken, Broker, DEAD_LETTER_REASON_HEADER, NackAction, Received};
+pub use capabilities::{
+    Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension, Ordering,
+    Persistence, Redelivery, Requirement,
+};
+pub use delivery::{Delivery, SettleError};
+pub use error::{Error, ErrorKind, Operation, Result};
+pub use message::{Headers, Message, Properties};
+pub use queue::Queue;
+pub use result::{ResultStore, ResultStoreExt, TaskResult, TaskState};
+pub use retry::RetryPolicy;

@@ -1,0 +1,207 @@
+//! The portable handle applications hold: one named queue on one broker.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use tracing::Instrument;
+
+use crate::{
+    broker::Broker,
+    capabilities::{Capabilities, Delay},
+    delivery::Delivery,
+    error::{Error, ErrorKind, Operation, Result},
+    message::Message,
+    retry::RetryPolicy,
+};
+
+/// A named queue on a [`Broker`], with the semantics written once for every backend: batches
+/// split to the backend's limit, payloads checked against its limit before anything is sent,
+/// delays checked against its maximum, transient errors retried with backoff, a tracing span
+/// per call.
+///
+/// Cloning is cheap and clones share the broker.
+#[derive(Clone)]
+pub struct Queue {
+    broker: Arc<dyn Broker>,
+    name: Arc<str>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("backend", &self.broker.capabilities().backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// A handle to `name`, which must already exist (see [`Queue::declare`]).
+    pub fn new(broker: Arc<dyn Broker>, name: impl Into<Arc<str>>) -> Self {
+        Self {
+            broker,
+            name: name.into(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Creates `name` if missing and returns a handle to it.
+    ///
+    /// # Errors
+    /// The backend's declare error.
+    pub async fn declare(broker: Arc<dyn Broker>, name: impl Into<Arc<str>>) -> Result<Self> {
+        let queue = Self::new(broker, name);
+        let policy = queue.retry.clone();
+        policy
+            .run(|| queue.broker.declare_queue(&queue.name))
+            .await?;
+        Ok(queue)
+    }
+
+    /// Uses `retry` for transport errors instead of [`RetryPolicy::default`].
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The queue's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The broker behind it.
+    #[must_use]
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// What the backend promises.
+    #[must_use]
+    pub fn capabilities(&self) -> &Capabilities {
+        self.broker.capabilities()
+    }
+
+    /// Publishes one message. On `Ok` the backend holds it as its capabilities promise.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge` or `Unsupported`/`InvalidInput` (delay) before anything is sent; the
+    /// backend's error after retries otherwise.
+    pub async fn publish(&self, message: Message) -> Result<()> {
+        self.publish_batch(vec![message]).await
+    }
+
+    /// Publishes messages in order, in batches of at most the backend's `max_batch`.
+    ///
+    /// Every message is checked before the first is sent, so a rejected batch sends nothing.
+    /// A transport error retried mid-way may duplicate messages of the failed batch (never of
+    /// earlier ones); if retries run out, earlier batches stay published.
+    ///
+    /// # Errors
+    /// See [`Queue::publish`].
+    pub async fn publish_batch(&self, messages: Vec<Message>) -> Result<()> {
+        let caps = self.capabilities();
+        for (index, message) in messages.iter().enumerate() {
+            self.check(caps, index, message)?;
+        }
+        let span = tracing::debug_span!("publish", backend = caps.backend, queue = %self.name, count = messages.len());
+        async {
+            for chunk in messages.chunks(caps.max_batch.max(1)) {
+                self.retry
+                    .run(|| self.broker.publish(&self.name, chunk))
+                    .await?;
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Receives up to `max` deliveries (capped at the backend's `max_batch`), waiting up to
+    /// `wait` for the first.
+    ///
+    /// # Errors
+    /// The backend's error after retries.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let caps = self.capabilities();
+        let max = max.clamp(1, caps.max_batch.max(1));
+        let span = tracing::trace_span!("receive", backend = caps.backend, queue = %self.name, max);
+        let received = self
+            .retry
+            .run(|| self.broker.receive(&self.name, max, wait))
+            .instrument(span)
+            .await?;
+        Ok(received
+            .into_iter()
+            .map(|r| {
+                Delivery::new(
+                    r,
+                    self.name.clone(),
+                    self.broker.clone(),
+                    self.retry.clone(),
+                )
+            })
+            .collect())
+    }
+
+    /// Receives one delivery, waiting up to `wait`.
+    ///
+    /// # Errors
+    /// See [`Queue::receive`].
+    pub async fn receive_one(&self, wait: Duration) -> Result<Option<Delivery>> {
+        Ok(self.receive(1, wait).await?.into_iter().next())
+    }
+
+    /// Acknowledges many deliveries of this queue with as few calls as the backend allows.
+    ///
+    /// # Errors
+    /// The backend's error after retries; the deliveries are then in an unknown state (each
+    /// either acked or to be redelivered).
+    pub async fn ack_all(&self, deliveries: Vec<Delivery>) -> Result<()> {
+        let tokens: Vec<_> = deliveries.iter().map(|d| d.token().clone()).collect();
+        for chunk in tokens.chunks(self.capabilities().max_batch.max(1)) {
+            self.retry
+                .run(|| self.broker.ack(&self.name, chunk))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, caps: &Capabilities, index: usize, message: &Message) -> Result<()> {
+        let size = message.encoded_size();
+        if size > caps.max_payload {
+            return Err(self.rejected(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "message {index} is {size} bytes; the limit is {}",
+                    caps.max_payload
+                ),
+            ));
+        }
+        match (message.delay, caps.delay) {
+            (Some(delay), Delay::Unsupported) if !delay.is_zero() => Err(self.rejected(
+                ErrorKind::Unsupported,
+                format!("message {index} asks for a delay; this backend cannot delay messages"),
+            )),
+            (Some(delay), Delay::UpTo { max }) if delay > max => Err(self.rejected(
+                ErrorKind::InvalidInput,
+                format!(
+                    "message {index} asks for a delay of {}s; the maximum is {}s",
+                    delay.as_secs_f64(),
+                    max.as_secs_f64()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn rejected(&self, kind: ErrorKind, detail: String) -> Error {
+        Error::new(
+            kind,
+            self.capabilities().backend,
+            Operation::Publish,
+            detail,
+        )
+    }
+}

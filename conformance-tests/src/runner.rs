@@ -1,0 +1,95 @@
+//! Runs one case: opens the broker, applies the case's gate, reports skips.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use broker_core::{Broker, Queue};
+
+use crate::{CASES, Harness, Settings, Unavailable, cases::Ctx};
+
+/// The variable that makes the test binary act as a child consumer; it names the queue.
+pub const CHILD_ENV: &str = "CONFORMANCE_CHILD_QUEUE";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+fn required() -> bool {
+    std::env::var("BROKER_TEST_REQUIRE").is_ok_and(|v| v == "all")
+}
+
+/// Reports a case that cannot run; fails instead when the broker itself is missing and
+/// `BROKER_TEST_REQUIRE=all` is set.
+fn skip(case: &str, reason: &str, broker_missing: bool) {
+    assert!(
+        !(broker_missing && required()),
+        "{case}: broker unavailable and BROKER_TEST_REQUIRE=all: {reason}"
+    );
+    println!("SKIPPED {case}: {reason}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs the case called `name` against the harness `make` builds. Panics when the case fails.
+///
+/// # Panics
+/// When the case fails, or when `name` is not a case.
+pub fn run_case<H: Harness>(name: &str, make: impl FnOnce() -> H) {
+    let case = CASES
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no conformance case named {name}"));
+    runtime().block_on(async {
+        let harness: Arc<dyn Harness> = Arc::new(make());
+        let settings = Settings::default();
+        let broker = match harness.broker(settings).await {
+            Ok(broker) => broker,
+            Err(Unavailable(reason)) => return skip(name, &reason, true),
+        };
+        if let Some(reason) = case.gate.unmet(broker.capabilities(), harness.as_ref()) {
+            return skip(name, &reason, false);
+        }
+        let ctx = Ctx::new(harness, broker, settings, name);
+        let cleanup = ctx.clone();
+        match (case.run)(ctx).await {
+            Ok(()) => cleanup.cleanup().await,
+            Err(skipped) => skip(name, &skipped.0, skipped.1),
+        }
+    });
+}
+
+/// The child side of the crash case: when [`CHILD_ENV`] names a queue, receives one delivery
+/// from it, prints `RECEIVED <id>` and then hangs until it is killed. Does nothing otherwise.
+///
+/// # Panics
+/// When the broker cannot be opened or nothing arrives within 30 s.
+pub fn run_child<H: Harness>(make: impl FnOnce() -> H) {
+    let Ok(queue) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    runtime().block_on(async {
+        let harness = make();
+        let broker: Arc<dyn Broker> = harness
+            .broker(Settings::default())
+            .await
+            .unwrap_or_else(|Unavailable(reason)| panic!("child cannot open the broker: {reason}"));
+        let queue = Queue::new(broker, queue);
+        let delivery = queue
+            .receive_one(Duration::from_secs(30))
+            .await
+            .expect("child receive works")
+            .expect("the parent published a message");
+        println!("RECEIVED {}", delivery.id());
+        let _ = std::io::stdout().flush();
+        // Hold the delivery (never ack) until the parent kills this process.
+        let held = Mutex::new(Some(delivery));
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        drop(held);
+    });
+}
