@@ -91,11 +91,16 @@ pub fn child_command(test_path: &str) -> Command {
 }
 
 /// Expands to one `#[test]` per conformance case for the harness `$harness` (an expression
-/// evaluated once per test), inside a module named `conformance`.
+/// evaluated once per test), inside a module named `conformance`, or `$module` with the
+/// `suite!(module_name => harness)` form (for a crate that runs the suite more than once, say
+/// against two broker configurations). The module must sit at the test crate's root.
 #[macro_export]
 macro_rules! suite {
     ($harness:expr) => {
-        $crate::suite!(@cases $harness;
+        $crate::suite!(conformance => $harness);
+    };
+    ($module:ident => $harness:expr) => {
+        $crate::suite!(@cases $module, $harness;
             payload_and_headers_round_trip,
             oversized_payload_is_rejected_before_anything_is_sent,
             concurrent_publishers_and_consumers_lose_and_invent_nothing,
@@ -119,15 +124,15 @@ macro_rules! suite {
             result_records_expire,
         );
     };
-    (@cases $harness:expr; $($case:ident),+ $(,)?) => {
-        mod conformance {
+    (@cases $module:ident, $harness:expr; $($case:ident),+ $(,)?) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
 
             $(
                 #[test]
                 fn $case() {
-                    $crate::run_case(stringify!($case), || $harness);
+                    $crate::run_case(stringify!($module), stringify!($case), || $harness);
                 }
             )+
 

@@ -36,11 +36,12 @@ fn skip(case: &str, reason: &str, broker_missing: bool) {
     let _ = std::io::stdout().flush();
 }
 
-/// Runs the case called `name` against the harness `make` builds. Panics when the case fails.
+/// Runs the case called `name` against the harness `make` builds; `module` is the test module
+/// the [`suite!`](crate::suite) macro made (the crash case re-runs it as a child process).
 ///
 /// # Panics
 /// When the case fails, or when `name` is not a case.
-pub fn run_case<H: Harness>(name: &str, make: impl FnOnce() -> H) {
+pub fn run_case<H: Harness>(module: &'static str, name: &str, make: impl FnOnce() -> H) {
     let case = CASES
         .iter()
         .find(|c| c.name == name)
@@ -55,7 +56,7 @@ pub fn run_case<H: Harness>(name: &str, make: impl FnOnce() -> H) {
         if let Some(reason) = case.gate.unmet(broker.capabilities(), harness.as_ref()) {
             return skip(name, &reason, false);
         }
-        let ctx = Ctx::new(harness, broker, settings, name);
+        let ctx = Ctx::new(harness, broker, settings, name, module);
         let cleanup = ctx.clone();
         match (case.run)(ctx).await {
             Ok(()) => cleanup.cleanup().await,

@@ -15,8 +15,8 @@ pub(super) async fn killed_consumer_loses_nothing(ctx: Ctx) -> Result<(), Skip> 
         .await
         .expect("publish");
 
-    let mut command =
-        tokio::process::Command::from(child_command("conformance::child_process_entry"));
+    let entry = format!("{}::child_process_entry", ctx.module);
+    let mut command = tokio::process::Command::from(child_command(&entry));
     command
         .env(CHILD_ENV, queue.name())
         .stdout(Stdio::piped())

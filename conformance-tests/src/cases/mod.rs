@@ -187,6 +187,7 @@ pub struct Ctx {
     broker: Arc<dyn Broker>,
     settings: Settings,
     case: &'static str,
+    module: &'static str,
     queues: Arc<Mutex<Vec<String>>>,
 }
 
@@ -204,6 +205,7 @@ impl Ctx {
         broker: Arc<dyn Broker>,
         settings: Settings,
         case: &str,
+        module: &'static str,
     ) -> Self {
         let case = CASES
             .iter()
@@ -214,6 +216,7 @@ impl Ctx {
             broker,
             settings,
             case,
+            module,
             queues: Arc::default(),
         }
     }
