@@ -11,6 +11,7 @@
 //! `BROKER_TEST_REQUIRE=all` is set (CI), which turns every such skip into a failure.
 
 mod cases;
+pub mod endpoint;
 mod runner;
 
 use std::{process::Command, sync::Arc, time::Duration};
