@@ -9,12 +9,15 @@
 
 mod broker;
 mod capabilities;
+pub mod celery;
 mod delivery;
 mod error;
 mod message;
 mod queue;
 mod result;
 mod retry;
+pub mod tasks;
+pub mod worker;
 
 pub use broker::{AckToken, Broker, DEAD_LETTER_REASON_HEADER, NackAction, Received};
 pub use capabilities::{

@@ -44,6 +44,7 @@ struct Leased {
 }
 
 /// Where a message goes when it leaves a lease without an ack.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Return {
     Ready,
     After(Duration),

@@ -1,0 +1,82 @@
+//! Tasks on queues: Celery v2 task messages carried by any broker.
+//!
+//! [`celery`](crate::celery) is the pure codec; this module maps an encoded task onto a
+//! broker [`Message`] and back, and sends tasks through a [`Queue`].
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::{
+    capabilities::Delay,
+    celery::{EncodedTask, TaskMessage},
+    delivery::Delivery,
+    error::{Error, ErrorKind, Operation, Result},
+    message::{Message, Properties},
+    queue::Queue,
+};
+
+/// Builds the broker message that carries `task`.
+///
+/// When the task has an ETA in the future and the backend can delay that long, the message is
+/// published with that delay, so no worker holds it early. Otherwise the worker waits for the
+/// ETA itself.
+///
+/// # Errors
+/// [`ErrorKind::Codec`] when the task cannot be encoded.
+pub fn task_to_message(task: &TaskMessage, delay_support: Delay) -> Result<Message> {
+    let encoded = task
+        .encode()
+        .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Encode, e.to_string()))?;
+    let mut message = Message::new(encoded.body);
+    message.headers = encoded.headers.into_iter().collect();
+    let props = encoded.properties;
+    message.properties = Properties {
+        content_type: Some(props.content_type),
+        content_encoding: Some(props.content_encoding),
+        correlation_id: props.correlation_id,
+        reply_to: props.reply_to,
+    };
+    if let (Some(eta), Delay::UpTo { max }) = (task.headers.eta, delay_support) {
+        let wait = (eta - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !wait.is_zero() && wait <= max {
+            message.delay = Some(wait);
+        }
+    }
+    Ok(message)
+}
+
+/// Decodes the task a delivery carries.
+///
+/// # Errors
+/// [`ErrorKind::Codec`] saying why the message is not a task (wrong content type, malformed
+/// body, missing headers); such a message is poison and belongs in the dead-letter queue.
+pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
+    let props = delivery.properties();
+    let mut properties = crate::celery::TaskProperties::default();
+    if let Some(content_type) = &props.content_type {
+        properties.content_type.clone_from(content_type);
+    }
+    if let Some(encoding) = &props.content_encoding {
+        properties.content_encoding.clone_from(encoding);
+    }
+    properties.correlation_id.clone_from(&props.correlation_id);
+    properties.reply_to.clone_from(&props.reply_to);
+    let encoded = EncodedTask {
+        headers: delivery.headers().clone().into_iter().collect(),
+        properties,
+        body: delivery.payload().to_vec(),
+    };
+    TaskMessage::decode(&encoded)
+        .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Decode, e.to_string()))
+}
+
+/// Sends `task` to `queue`; returns its id.
+///
+/// # Errors
+/// Encoding errors, payload limits, and the backend's publish error after retries.
+pub async fn send_task(queue: &Queue, task: &TaskMessage) -> Result<String> {
+    let message = task_to_message(task, queue.capabilities().delay)?;
+    queue.publish(message).await?;
+    Ok(task.headers.id.clone())
+}

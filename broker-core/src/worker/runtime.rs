@@ -1,0 +1,488 @@
+//! The fetch loop and the life of one job.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    lease::LeaseRenewal,
+    registry::{TaskError, TaskRegistry, TaskRequest},
+};
+use crate::{
+    DEAD_LETTER_REASON_HEADER, DeadLetter, Delay, Delivery, ErrorKind, Message, NackAction, Queue,
+    Result, ResultStore, RetryPolicy, TaskResult, TaskState,
+    celery::TaskMessage,
+    tasks::{send_task, task_from_delivery},
+};
+
+/// How a [`Worker`] runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Tasks run at the same time, at most. Default 4.
+    pub concurrency: usize,
+    /// Messages taken in one receive, at most (never more than free slots, so no message waits
+    /// leased in a buffer). Default 4.
+    pub prefetch: usize,
+    /// How long one receive waits for work (the long-poll). Default 1 s.
+    pub poll_wait: Duration,
+    /// After a shutdown request, how long running tasks may take to finish before they are
+    /// stopped and their messages released for another worker. Default 30 s.
+    pub shutdown_grace: Duration,
+    /// Task retries: attempts in all and the backoff between them. Default: 4 attempts,
+    /// 1 s doubling up to 60 s, with jitter.
+    pub retry: RetryPolicy,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            prefetch: 4,
+            poll_wait: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+/// What a worker did, counted by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Tasks that returned a value.
+    pub succeeded: u64,
+    /// Tasks recorded as `FAILURE` (including exhausted retries).
+    pub failed: u64,
+    /// Runs that failed transiently and were scheduled again.
+    pub retried: u64,
+    /// Messages moved to the dead-letter place (undecodable, unknown task, retries exhausted).
+    pub dead_lettered: u64,
+    /// Running tasks stopped at shutdown and handed back to the queue.
+    pub released: u64,
+    /// Tasks skipped because they expired before they could run.
+    pub revoked: u64,
+}
+
+/// Runs registered tasks from one queue.
+///
+/// What a caller may rely on:
+/// - a message is acknowledged only after its task's outcome was written to the result store
+///   (a crash before that means the task runs again: handlers must be idempotent);
+/// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
+/// - a message that cannot be decoded, names an unknown task, or exhausts its retries goes to
+///   the dead-letter place with the reason logged, and the worker goes on;
+/// - a handler that panics is recorded as `FAILURE`; the worker goes on;
+/// - on shutdown it stops fetching, lets running tasks finish within the grace period, then
+///   releases the rest to the queue so another worker takes them.
+#[derive(Debug)]
+pub struct Worker {
+    queue: Queue,
+    results: Arc<dyn ResultStore>,
+    tasks: TaskRegistry,
+    options: WorkerOptions,
+}
+
+struct Job {
+    queue: Queue,
+    results: Arc<dyn ResultStore>,
+    tasks: TaskRegistry,
+    retry: RetryPolicy,
+    renewal: Option<LeaseRenewal>,
+    fallback_dead_letter: Option<Queue>,
+    hard_stop: CancellationToken,
+    report: Mutex<WorkerReport>,
+}
+
+impl Worker {
+    /// A worker for `queue` writing states to `results`.
+    #[must_use]
+    pub fn new(queue: Queue, results: Arc<dyn ResultStore>, tasks: TaskRegistry) -> Self {
+        Self {
+            queue,
+            results,
+            tasks,
+            options: WorkerOptions::default(),
+        }
+    }
+
+    /// Replaces the options.
+    #[must_use]
+    pub fn with_options(mut self, options: WorkerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// See [`Worker::run`].
+    pub async fn run_until_signal(self) -> Result<WorkerReport> {
+        let token = CancellationToken::new();
+        let trigger = token.clone();
+        tokio::spawn(async move {
+            super::shutdown_signal().await;
+            tracing::info!("shutdown requested; finishing running tasks");
+            trigger.cancel();
+        });
+        self.run(token).await
+    }
+
+    /// Runs until `shutdown` is cancelled, then shuts down gracefully and reports.
+    ///
+    /// Transient broker errors (a broker that went away) are retried with backoff for as long
+    /// as the worker runs; only a closed broker ends it early.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] when the broker was closed under the worker; errors declaring the
+    /// fallback dead-letter queue.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<WorkerReport> {
+        let caps = self.queue.capabilities().clone();
+        let fallback_dead_letter = if caps.dead_letter == DeadLetter::Unsupported {
+            let name = format!("{}.dead-letter", self.queue.name());
+            Some(Queue::declare(self.queue.broker().clone(), name).await?)
+        } else {
+            None
+        };
+        let job = Arc::new(Job {
+            queue: self.queue.clone(),
+            results: self.results,
+            tasks: self.tasks,
+            retry: self.options.retry.clone(),
+            renewal: LeaseRenewal::for_backend(&caps),
+            fallback_dead_letter,
+            hard_stop: CancellationToken::new(),
+            report: Mutex::default(),
+        });
+        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut running = JoinSet::new();
+        let mut failures = 0u32;
+        tracing::info!(
+            queue = self.queue.name(),
+            backend = caps.backend,
+            "worker started"
+        );
+
+        while !shutdown.is_cancelled() {
+            while running.try_join_next().is_some() {}
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < self.options.prefetch.max(1) {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                permits.push(permit);
+            }
+            // A receive is never cancelled: messages it took must reach a job, not vanish
+            // until their lease ends. It waits at most `poll_wait`.
+            match self
+                .queue
+                .receive(permits.len(), self.options.poll_wait)
+                .await
+            {
+                Ok(deliveries) => {
+                    failures = 0;
+                    for (delivery, permit) in deliveries.into_iter().zip(permits) {
+                        let job = job.clone();
+                        running.spawn(async move {
+                            job.process(delivery).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::Closed => {
+                    job.hard_stop.cancel();
+                    while running.join_next().await.is_some() {}
+                    return Err(err);
+                }
+                Err(err) => {
+                    let wait = self.options.retry.backoff(failures.min(10));
+                    failures += 1;
+                    tracing::error!(error = %err, ?wait, "receive failed; the worker keeps trying");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+
+        let grace = self.options.shutdown_grace;
+        let finished = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                ?grace,
+                "grace period over; releasing unfinished tasks to the queue"
+            );
+            job.hard_stop.cancel();
+            while running.join_next().await.is_some() {}
+        }
+        let report = job.report.lock().expect("report").clone();
+        tracing::info!(?report, "worker stopped");
+        Ok(report)
+    }
+}
+
+/// How a run ended, before its message is settled.
+enum Outcome {
+    Done(Result<Value, TaskError>),
+    Released,
+}
+
+impl Job {
+    fn count(&self, update: impl FnOnce(&mut WorkerReport)) {
+        update(&mut self.report.lock().expect("report"));
+    }
+
+    async fn record(&self, result: TaskResult) {
+        if let Err(err) = self.results.store(&result).await {
+            tracing::error!(task_id = %result.task_id, status = %result.status, error = %err, "could not write the task state");
+        }
+    }
+
+    async fn process(&self, delivery: Delivery) {
+        let task = match task_from_delivery(&delivery) {
+            Ok(task) => task,
+            Err(err) => {
+                let reason = format!("cannot decode task: {}", err.detail());
+                if let Some(id) = delivery.header_str("id").map(str::to_owned) {
+                    self.record(TaskResult::error(
+                        id,
+                        TaskState::Failure,
+                        "DecodeError",
+                        &reason,
+                    ))
+                    .await;
+                }
+                return self.dead_letter(delivery, reason).await;
+            }
+        };
+        let span = tracing::info_span!("task", name = %task.headers.task, id = %task.headers.id, retries = task.headers.retries);
+        self.run_task(delivery, task).instrument(span).await;
+    }
+
+    async fn run_task(&self, delivery: Delivery, task: TaskMessage) {
+        let id = task.headers.id.clone();
+        let Some(handler) = self.tasks.get(&task.headers.task) else {
+            let reason = format!(
+                "unknown task `{}`; registered: {}",
+                task.headers.task,
+                self.tasks.names().join(", ")
+            );
+            self.record(TaskResult::error(
+                &id,
+                TaskState::Failure,
+                "NotRegistered",
+                &reason,
+            ))
+            .await;
+            return self.dead_letter(delivery, reason).await;
+        };
+        let now = Utc::now();
+        if task.headers.expires.is_some_and(|expires| expires <= now) {
+            tracing::info!("task expired before it could run; revoking");
+            self.record(TaskResult::new(&id, TaskState::Revoked)).await;
+            self.count(|r| r.revoked += 1);
+            return self.ack(delivery).await;
+        }
+        if let Some(wait) = task.headers.eta.and_then(|eta| (eta - now).to_std().ok()) {
+            match self.queue.capabilities().delay {
+                // The backend holds it until it is due; this worker keeps nothing meanwhile.
+                Delay::UpTo { max } if wait <= max => {
+                    return self.settle(delivery.nack(NackAction::RequeueAfter(wait)).await);
+                }
+                _ if !self.hold_until_eta(&delivery, wait).await => {
+                    return self.release(delivery).await;
+                }
+                _ => {}
+            }
+        }
+
+        self.record(TaskResult::new(&id, TaskState::Started)).await;
+        let request = TaskRequest {
+            id: id.clone(),
+            name: task.headers.task.clone(),
+            args: task.args.clone(),
+            kwargs: task.kwargs.clone(),
+            retries: task.headers.retries,
+        };
+        let hard_limit = task
+            .headers
+            .timelimit
+            .0
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64);
+        match self
+            .run_handler(&delivery, handler.run(request), hard_limit)
+            .await
+        {
+            Outcome::Released => self.release(delivery).await,
+            Outcome::Done(Ok(value)) => {
+                self.record(TaskResult::success(&id, value)).await;
+                self.count(|r| r.succeeded += 1);
+                self.ack(delivery).await;
+            }
+            Outcome::Done(Err(TaskError::Fail { exc_type, message })) => {
+                tracing::warn!(%exc_type, %message, "task failed");
+                self.record(TaskResult::error(
+                    &id,
+                    TaskState::Failure,
+                    &exc_type,
+                    &message,
+                ))
+                .await;
+                self.count(|r| r.failed += 1);
+                self.ack(delivery).await;
+            }
+            Outcome::Done(Err(TaskError::Retry { message, countdown })) => {
+                self.retry(delivery, task, &message, countdown).await;
+            }
+        }
+    }
+
+    /// Holds a task whose backend cannot delay it until its ETA, renewing its lease; false
+    /// when shutdown stopped the wait.
+    async fn hold_until_eta(&self, delivery: &Delivery, wait: Duration) -> bool {
+        tracing::info!(?wait, "holding a task until its ETA");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.keep_alive(delivery) => unreachable!("keep_alive never completes"),
+            () = self.hard_stop.cancelled() => false,
+        }
+    }
+
+    /// Renews the delivery's lease for as long as it is polled; never completes.
+    async fn keep_alive(&self, delivery: &Delivery) {
+        if let Some(renewal) = self.renewal {
+            renewal.keep_alive(delivery).await;
+        }
+        std::future::pending::<()>().await;
+    }
+
+    async fn run_handler(
+        &self,
+        delivery: &Delivery,
+        run: super::registry::TaskFuture,
+        hard_limit: Option<Duration>,
+    ) -> Outcome {
+        let mut handle = tokio::spawn(run);
+        let limit = async {
+            match hard_limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = &mut handle => Outcome::Done(match joined {
+                Ok(result) => result,
+                Err(err) if err.is_panic() => Err(TaskError::fail("Panic", "the task handler panicked")),
+                Err(_) => Err(TaskError::retry("the task handler was cancelled")),
+            }),
+            () = self.keep_alive(delivery) => unreachable!("keep_alive never completes"),
+            () = limit => {
+                handle.abort();
+                let seconds = hard_limit.unwrap_or_default().as_secs_f64();
+                Outcome::Done(Err(TaskError::fail("TimeLimitExceeded", format!("hard time limit ({seconds}s) exceeded"))))
+            }
+            () = self.hard_stop.cancelled() => {
+                handle.abort();
+                Outcome::Released
+            }
+        }
+    }
+
+    async fn retry(
+        &self,
+        delivery: Delivery,
+        task: TaskMessage,
+        message: &str,
+        countdown: Option<Duration>,
+    ) {
+        let id = task.headers.id.clone();
+        let retries = task.headers.retries;
+        if !self.retry.allows_retry(retries) {
+            let attempts = retries + 1;
+            let reason = format!("retries exhausted after {attempts} attempts: {message}");
+            self.record(TaskResult::error(
+                &id,
+                TaskState::Failure,
+                "MaxRetriesExceededError",
+                &reason,
+            ))
+            .await;
+            self.count(|r| r.failed += 1);
+            return self.dead_letter(delivery, reason).await;
+        }
+        let wait = countdown.unwrap_or_else(|| self.retry.backoff(retries));
+        let next = task.for_retry(Some(
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        ));
+        tracing::info!(?wait, %message, "task failed; retrying");
+        // Publish the next attempt before acking this one: a crash in between duplicates the
+        // task, never loses it.
+        match send_task(&self.queue, &next).await {
+            Ok(_) => {
+                self.record(TaskResult::error(&id, TaskState::Retry, "Retry", message))
+                    .await;
+                self.count(|r| r.retried += 1);
+                self.ack(delivery).await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not schedule the retry; returning the message");
+                self.settle(delivery.nack(NackAction::Requeue).await);
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: Delivery, reason: String) {
+        tracing::error!(id = delivery.id(), %reason, "moving message to the dead-letter place");
+        self.count(|r| r.dead_lettered += 1);
+        let Some(fallback) = &self.fallback_dead_letter else {
+            return self.settle(delivery.nack(NackAction::DeadLetter { reason }).await);
+        };
+        let mut copy = Message::new(delivery.payload().clone());
+        copy.headers = delivery.headers().clone();
+        copy.headers
+            .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason.into());
+        copy.properties = delivery.properties().clone();
+        match fallback.publish(copy).await {
+            Ok(()) => self.ack(delivery).await,
+            Err(err) => {
+                tracing::error!(error = %err, "dead-letter queue unreachable; returning the message");
+                self.settle(delivery.nack(NackAction::Requeue).await);
+            }
+        }
+    }
+
+    async fn release(&self, delivery: Delivery) {
+        self.count(|r| r.released += 1);
+        self.settle(delivery.nack(NackAction::Requeue).await);
+    }
+
+    async fn ack(&self, delivery: Delivery) {
+        self.settle(delivery.ack().await);
+    }
+
+    fn settle(&self, outcome: std::result::Result<(), crate::SettleError>) {
+        if let Err(err) = outcome {
+            // The message stays with the broker and comes back: at-least-once holds.
+            tracing::warn!(id = err.delivery.id(), error = %err.error, "could not settle a message; it will be redelivered");
+        }
+    }
+}

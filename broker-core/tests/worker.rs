@@ -1,0 +1,449 @@
+//! The worker runtime's guarantees, on the in-process broker.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use broker_core::{
+    Broker, DEAD_LETTER_REASON_HEADER, Message, Queue, ResultStore, ResultStoreExt, RetryPolicy,
+    TaskState,
+    celery::TaskMessage,
+    tasks::send_task,
+    worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions, WorkerReport},
+};
+use broker_memory::{MemoryBroker, MemoryConfig, MemoryResultStore};
+use serde_json::{Value, json};
+use tokio::{task::JoinHandle, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+struct Setup {
+    queue: Queue,
+    results: Arc<dyn ResultStore>,
+}
+
+async fn setup(lease: Duration) -> Setup {
+    let config = MemoryConfig {
+        visibility_timeout: lease,
+        ..MemoryConfig::default()
+    };
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(config));
+    let queue = Queue::declare(broker, "tasks").await.expect("declare");
+    Setup {
+        queue,
+        results: Arc::new(MemoryResultStore::new(Duration::from_secs(3600))),
+    }
+}
+
+fn fast_options() -> WorkerOptions {
+    WorkerOptions {
+        poll_wait: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: false,
+        },
+        ..WorkerOptions::default()
+    }
+}
+
+fn start(
+    setup: &Setup,
+    tasks: TaskRegistry,
+    options: WorkerOptions,
+) -> (CancellationToken, JoinHandle<WorkerReport>) {
+    let stop = CancellationToken::new();
+    let worker =
+        Worker::new(setup.queue.clone(), setup.results.clone(), tasks).with_options(options);
+    let token = stop.clone();
+    let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
+    (stop, handle)
+}
+
+async fn send(setup: &Setup, name: &str, args: Vec<Value>) -> String {
+    send_task(
+        &setup.queue,
+        &TaskMessage::new(name, args, serde_json::Map::new()),
+    )
+    .await
+    .expect("send")
+}
+
+async fn wait_for_state(setup: &Setup, id: &str, state: TaskState) -> broker_core::TaskResult {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let record = setup.results.state(id).await.expect("state");
+        if record.status == state {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never reached {state}; it is {}",
+            record.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn dead_letters(setup: &Setup) -> Vec<broker_core::Delivery> {
+    let dlq_name = setup
+        .queue
+        .broker()
+        .dead_letter_queue(setup.queue.name())
+        .expect("dlq");
+    let dlq = Queue::new(setup.queue.broker().clone(), dlq_name);
+    dlq.receive(10, Duration::from_millis(500))
+        .await
+        .expect("receive dead letters")
+}
+
+#[tokio::test]
+async fn successful_task_records_its_result_and_is_acked() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("add", |req: TaskRequest| async move {
+        let sum: i64 = req.args.iter().filter_map(Value::as_i64).sum();
+        Ok(json!(sum))
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "add", vec![json!(2), json!(40)]).await;
+
+    let done = wait_for_state(&setup, &id, TaskState::Success).await;
+    assert_eq!(done.result, json!(42));
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!(report.succeeded, 1);
+    let left = setup
+        .queue
+        .receive(1, Duration::from_millis(200))
+        .await
+        .expect("receive");
+    assert!(left.is_empty(), "an acked task does not come back");
+}
+
+#[tokio::test]
+async fn transient_failure_is_retried_with_exponential_backoff() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let seen = attempts.clone();
+    let tasks = TaskRegistry::new().register("flaky", move |req: TaskRequest| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(Instant::now());
+            if req.retries < 2 {
+                Err(TaskError::retry("calendar host down"))
+            } else {
+                Ok(json!("ok"))
+            }
+        }
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "flaky", vec![]).await;
+
+    wait_for_state(&setup, &id, TaskState::Success).await;
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!((report.retried, report.succeeded), (2, 1));
+    let times = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 3);
+    let gaps = [times[1] - times[0], times[2] - times[1]];
+    assert!(
+        gaps[0] >= Duration::from_millis(200),
+        "first backoff {:?}",
+        gaps[0]
+    );
+    assert!(
+        gaps[1] >= Duration::from_millis(400),
+        "second backoff doubles: {:?}",
+        gaps[1]
+    );
+}
+
+#[tokio::test]
+async fn retry_state_is_visible_between_attempts() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("slow_retry", |req: TaskRequest| async move {
+        if req.retries == 0 {
+            Err(TaskError::Retry {
+                message: "busy".into(),
+                countdown: Some(Duration::from_secs(2)),
+            })
+        } else {
+            Ok(json!(1))
+        }
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "slow_retry", vec![]).await;
+
+    let retry = wait_for_state(&setup, &id, TaskState::Retry).await;
+    assert_eq!(retry.error_message().as_deref(), Some("busy"));
+    wait_for_state(&setup, &id, TaskState::Success).await;
+    stop.cancel();
+    worker.await.expect("join");
+}
+
+#[tokio::test]
+async fn exhausted_retries_record_failure_and_dead_letter_the_message() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("doomed", |_req: TaskRequest| async {
+        Err(TaskError::retry("still down"))
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "doomed", vec![]).await;
+
+    let failed = wait_for_state(&setup, &id, TaskState::Failure).await;
+    assert!(
+        failed
+            .error_message()
+            .unwrap()
+            .contains("retries exhausted after 3 attempts: still down")
+    );
+    let dead = dead_letters(&setup).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .header_str(DEAD_LETTER_REASON_HEADER)
+            .unwrap()
+            .contains("retries exhausted")
+    );
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!(
+        (report.retried, report.failed, report.dead_lettered),
+        (2, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_and_the_worker_keeps_going() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("echo", |req: TaskRequest| async move {
+        Ok(Value::Array(req.args))
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+
+    setup
+        .queue
+        .publish(Message::new("{not json").content_type("application/json"))
+        .await
+        .expect("publish");
+    let mut wrong_body = TaskMessage::new("echo", vec![], serde_json::Map::new());
+    wrong_body.headers.id = "broken-body".into();
+    let mut broken =
+        broker_core::tasks::task_to_message(&wrong_body, broker_core::Delay::Unsupported).unwrap();
+    broken.payload = bytes::Bytes::from_static(b"{\"task\": \"v1 style\"}");
+    setup.queue.publish(broken).await.expect("publish");
+    let unknown = send(&setup, "no_such_task", vec![]).await;
+    let good = send(&setup, "echo", vec![json!("still working")]).await;
+
+    assert_eq!(
+        wait_for_state(&setup, &good, TaskState::Success)
+            .await
+            .result,
+        json!(["still working"])
+    );
+    let unknown_state = wait_for_state(&setup, &unknown, TaskState::Failure).await;
+    assert!(
+        unknown_state
+            .error_message()
+            .unwrap()
+            .contains("unknown task `no_such_task`")
+    );
+    let broken_state = wait_for_state(&setup, "broken-body", TaskState::Failure).await;
+    assert!(
+        broken_state
+            .error_message()
+            .unwrap()
+            .starts_with("cannot decode task")
+    );
+    let dead = dead_letters(&setup).await;
+    let mut reasons: Vec<&str> = dead
+        .iter()
+        .map(|d| d.header_str(DEAD_LETTER_REASON_HEADER).unwrap())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.starts_with("cannot decode task"))
+            .count()
+            == 2,
+        "{reasons:?}"
+    );
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").dead_lettered, 3);
+}
+
+#[tokio::test]
+async fn panicking_handler_is_recorded_as_failure_and_the_worker_survives() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new()
+        .register("boom", |_req: TaskRequest| async { panic!("handler bug") })
+        .register("fine", |_req: TaskRequest| async { Ok(json!(true)) });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let boom = send(&setup, "boom", vec![]).await;
+    let fine = send(&setup, "fine", vec![]).await;
+
+    let failed = wait_for_state(&setup, &boom, TaskState::Failure).await;
+    assert_eq!(failed.result["exc_type"], "Panic");
+    wait_for_state(&setup, &fine, TaskState::Success).await;
+    stop.cancel();
+    worker.await.expect("join");
+}
+
+#[tokio::test]
+async fn a_slow_task_keeps_its_lease_and_runs_once() {
+    let lease = Duration::from_millis(600);
+    let setup = setup(lease).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let tasks = TaskRegistry::new().register("slow", move |_req: TaskRequest| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(json!("done"))
+        }
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "slow", vec![]).await;
+    wait_for_state(&setup, &id, TaskState::Started).await;
+
+    let thief = setup
+        .queue
+        .receive(1, Duration::from_millis(1500))
+        .await
+        .expect("receive");
+    assert!(
+        thief.is_empty(),
+        "the running task was handed out again: its lease was not renewed"
+    );
+    wait_for_state(&setup, &id, TaskState::Success).await;
+    stop.cancel();
+    worker.await.expect("join");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrency_limit_caps_tasks_running_at_once() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let tasks = TaskRegistry::new().register("busy", move |_req: TaskRequest| {
+        let (running, peak) = (r.clone(), p.clone());
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(Value::Null)
+        }
+    });
+    let options = WorkerOptions {
+        concurrency: 3,
+        prefetch: 2,
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(send(&setup, "busy", vec![]).await);
+    }
+    for id in &ids {
+        wait_for_state(&setup, id, TaskState::Success).await;
+    }
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").succeeded, 12);
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "ran up to, and never beyond, the limit"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_running_tasks_finish() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("report", |_req: TaskRequest| async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok(json!("pdf"))
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "report", vec![]).await;
+    wait_for_state(&setup, &id, TaskState::Started).await;
+
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!((report.succeeded, report.released), (1, 0));
+    assert_eq!(
+        setup.results.state(&id).await.unwrap().status,
+        TaskState::Success
+    );
+}
+
+#[tokio::test]
+async fn shutdown_releases_tasks_still_running_after_the_grace_period() {
+    let setup = setup(Duration::from_secs(30)).await;
+    let tasks = TaskRegistry::new().register("endless", |_req: TaskRequest| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(Value::Null)
+    });
+    let options = WorkerOptions {
+        shutdown_grace: Duration::from_millis(300),
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    let id = send(&setup, "endless", vec![]).await;
+    wait_for_state(&setup, &id, TaskState::Started).await;
+
+    let stopped_at = Instant::now();
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!(report.released, 1);
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        stopped_at.elapsed()
+    );
+    let back = setup
+        .queue
+        .receive(1, Duration::from_secs(1))
+        .await
+        .expect("receive");
+    assert_eq!(
+        back.len(),
+        1,
+        "the released task is on the queue for another worker at once, not after its 30 s lease"
+    );
+    assert!(back[0].redelivered());
+}
+
+#[tokio::test]
+async fn expired_task_is_revoked_without_running() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let tasks = TaskRegistry::new().register("late", move |_req: TaskRequest| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(Value::Null)
+        }
+    });
+    let mut task = TaskMessage::new("late", vec![], serde_json::Map::new());
+    task.headers.expires = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+    send_task(&setup.queue, &task).await.expect("send");
+    let (stop, worker) = start(&setup, tasks, fast_options());
+
+    wait_for_state(&setup, &task.headers.id, TaskState::Revoked).await;
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").revoked, 1);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
