@@ -1,0 +1,25 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use crate::store::TodoStore;
+
+/// The shared state of the application: one value per process, cloned into each request.
+///
+/// Cloning is cheap (every field is an `Arc`). To give handlers a new dependency (a broker, a
+/// result store), add a public `Arc<...>` field here, take it in [`AppState::new`], and build
+/// it where the state is built (`cli::serve` and the test fixture).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The todos.
+    pub todos: Arc<TodoStore>,
+}
+
+impl AppState {
+    /// The state of an application keeping its todos in `todos`.
+    pub fn new(todos: TodoStore) -> Self {
+        Self {
+            todos: Arc::new(todos),
+        }
+    }
+}
