@@ -14,9 +14,11 @@ mod delivery;
 mod error;
 mod message;
 mod queue;
+pub mod registry;
 mod result;
 mod retry;
 pub mod tasks;
+pub mod urls;
 pub mod worker;
 
 pub use broker::{AckToken, Broker, DEAD_LETTER_REASON_HEADER, NackAction, Received};

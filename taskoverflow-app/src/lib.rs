@@ -9,12 +9,16 @@
 //! - [`store`]: [`TodoStore`](store::TodoStore), todos in PostgreSQL or SQLite.
 //! - [`api`]: [`router`](api::router), the axum application, and its [`AppState`](api::AppState).
 //! - [`calendar`]: [`build_calendar`](calendar::build_calendar), todos as iCalendar.
+//! - [`jobs`]: the calendar job, sent by the API and run by the worker.
 //! - [`ui`]: the embedded web UI.
 //! - [`cli`]: the `taskoverflow` command line.
 
 pub mod api;
+pub mod backends;
 pub mod calendar;
 pub mod cli;
+pub mod config;
+pub mod jobs;
 pub mod redact;
 pub mod report;
 pub mod store;

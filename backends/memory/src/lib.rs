@@ -8,8 +8,10 @@
 //! an API and a worker in one process can talk through `memory://`.
 
 mod broker;
+mod factory;
 mod queue;
 mod results;
 
 pub use broker::{MemoryBroker, MemoryConfig};
+pub use factory::{MemoryFactory, config_from_url};
 pub use results::MemoryResultStore;

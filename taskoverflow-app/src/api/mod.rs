@@ -13,6 +13,7 @@
 
 mod error;
 mod extract;
+mod ical;
 mod state;
 mod todos;
 
@@ -54,6 +55,7 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .merge(todos::routes())
+        .merge(ical::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
 }
 
@@ -98,7 +100,12 @@ mod tests {
         let store = TodoStore::open(&StoreLocation::Memory)
             .await
             .expect("the memory store opens");
-        router(AppState::new(store))
+        router(AppState::new(
+            store,
+            crate::jobs::CalendarJobs::in_process("ical")
+                .await
+                .expect("in-process jobs"),
+        ))
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, String, serde_json::Value) {
@@ -184,17 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_static_todo_path_takes_precedence_over_the_id_route() {
-        let store = TodoStore::open(&StoreLocation::Memory)
-            .await
-            .expect("the memory store opens");
-        let routes = api_routes().route(
-            "/todos/ical",
-            axum::routing::post(|| async { StatusCode::ACCEPTED }),
-        );
-        let app = Router::new()
-            .nest(API_BASE, routes)
-            .layer(middleware::map_response(error::json_error_bodies))
-            .with_state(AppState::new(store));
+        let app = app().await;
         let post = app
             .clone()
             .oneshot(request(Method::POST, "/api/v1/todos/ical"))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::store::TodoStore;
+use crate::{jobs::CalendarJobs, store::TodoStore};
 
 /// The shared state of the application: one value per process, cloned into each request.
 ///
@@ -13,13 +13,17 @@ use crate::store::TodoStore;
 pub struct AppState {
     /// The todos.
     pub todos: Arc<TodoStore>,
+    /// The calendar jobs: their queue and result store.
+    pub jobs: CalendarJobs,
 }
 
 impl AppState {
-    /// The state of an application keeping its todos in `todos`.
-    pub fn new(todos: TodoStore) -> Self {
+    /// The state of an application keeping its todos in `todos` and sending calendar jobs
+    /// through `jobs`.
+    pub fn new(todos: TodoStore, jobs: CalendarJobs) -> Self {
         Self {
             todos: Arc::new(todos),
+            jobs,
         }
     }
 }

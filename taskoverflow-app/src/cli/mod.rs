@@ -3,7 +3,9 @@
 //! One subcommand per process role. `serve` runs the API and the web UI; the worker and the
 //! queue demo join [`Command`] as further variants, each with its own module like [`serve`].
 
+pub mod queue;
 pub mod serve;
+pub mod worker;
 
 use std::{io::IsTerminal, process::ExitCode};
 
@@ -26,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the JSON API under /api/v1 and the web UI at /.
     Serve(serve::ServeArgs),
+    /// Run calendar jobs from the configured broker.
+    Worker(worker::WorkerArgs),
+    /// The queue demo: send 100 numbered messages, or receive and print them.
+    Queue(queue::QueueArgs),
 }
 
 /// Runs the command line to completion: sets up logging from `RUST_LOG` (default `info`),
@@ -35,14 +41,16 @@ pub enum Command {
 /// on SIGINT or SIGTERM).
 pub async fn run(cli: Cli) -> ExitCode {
     init_logging();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Serve(args) => serve::run(args).await.map_err(Into::into),
+        Command::Worker(args) => worker::run(args).await.map_err(Into::into),
+        Command::Queue(args) => queue::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %Report(&error), "taskoverflow stopped");
-            eprintln!("error: {}", Report(&error));
+            tracing::error!(error = %Report(&*error), "taskoverflow stopped");
+            eprintln!("error: {}", Report(&*error));
             ExitCode::FAILURE
         }
     }

@@ -5,8 +5,14 @@ use std::{future::IntoFuture, io, path::PathBuf, time::Duration};
 use clap::Args;
 use tokio::{net::TcpListener, sync::oneshot};
 
+use broker_core::worker::Worker;
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     api::{self, AppState},
+    backends,
+    config::{ConfigError, QueueSettings},
+    jobs,
     store::{StoreError, StoreLocation, TodoStore},
 };
 
@@ -39,6 +45,14 @@ pub struct ServeArgs {
     /// [fallback env: SQLALCHEMY_DATABASE_URI].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Broker, result backend and queue of the calendar jobs.
+    #[command(flatten)]
+    pub jobs: QueueSettings,
+
+    /// Jobs the in-process worker runs at the same time (embedded broker only).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
+    pub worker_concurrency: usize,
 }
 
 impl ServeArgs {
@@ -79,6 +93,9 @@ pub enum ServeError {
     /// The todo store could not be opened.
     #[error("the todo store is unavailable")]
     Store(#[from] StoreError),
+    /// The broker or result store settings are wrong, or the services unreachable.
+    #[error(transparent)]
+    Jobs(#[from] ConfigError),
     /// The address could not be bound.
     #[error("could not listen on {address}")]
     Bind {
@@ -101,21 +118,45 @@ pub enum ServeError {
 /// fails.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let location = args.store_location()?;
+    let in_process = args.jobs.is_in_process()?;
+    let calendar = args.jobs.connect(&backends::registry()).await?;
     tracing::info!(store = %location, "opening the todo store");
     let store = TodoStore::open(&location).await?;
-    let state = AppState::new(store.clone());
+    let state = AppState::new(store.clone(), calendar.clone());
 
     let address = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|source| ServeError::Bind { address, source })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+
+    // The embedded broker lives in this process, so its worker must too.
+    let stop_worker = CancellationToken::new();
+    let worker = in_process.then(|| {
+        tracing::info!("running the calendar worker in this process (embedded broker)");
+        let options = super::worker::options(args.worker_concurrency, SHUTDOWN_GRACE);
+        let worker = Worker::new(
+            calendar.queue.clone(),
+            calendar.results.clone(),
+            jobs::tasks(),
+        )
+        .with_options(options);
+        tokio::spawn(worker.run(stop_worker.clone()))
+    });
     tracing::info!(
         "TaskOverflow listening on http://{local}/ (API at {})",
         api::API_BASE
     );
 
     let result = serve_until_signal(listener, state).await;
+    if let Some(worker) = worker {
+        stop_worker.cancel();
+        match worker.await {
+            Ok(Ok(report)) => tracing::info!(?report, "in-process worker stopped"),
+            Ok(Err(error)) => tracing::error!(%error, "in-process worker failed"),
+            Err(error) => tracing::error!(%error, "in-process worker panicked"),
+        }
+    }
     store.close().await;
     tracing::info!("stopped");
     result
@@ -187,7 +228,9 @@ mod tests {
     fn serve_args(arguments: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from(["taskoverflow", "serve"].iter().chain(arguments).copied())
             .expect("valid arguments");
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve arguments")
+        };
         args
     }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
 use taskoverflow::{
     api::{self, AppState},
+    jobs::CalendarJobs,
     store::{Engine, StoreLocation, TodoStore},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -161,7 +162,10 @@ impl TestServer {
             .expect("a loopback port is free");
         let address = listener.local_addr().expect("the listener has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = api::router(AppState::new(store));
+        let jobs = CalendarJobs::in_process("ical")
+            .await
+            .expect("in-process jobs");
+        let app = api::router(AppState::new(store, jobs));
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

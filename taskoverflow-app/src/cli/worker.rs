@@ -1,0 +1,74 @@
+//! `taskoverflow worker`: runs calendar jobs from the configured broker.
+
+use std::time::Duration;
+
+use broker_core::worker::{Worker, WorkerOptions};
+use clap::Args;
+
+use crate::{
+    backends,
+    config::{ConfigError, QueueSettings},
+    jobs,
+};
+
+/// Options of `taskoverflow worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Broker, result backend and queue.
+    #[command(flatten)]
+    pub settings: QueueSettings,
+
+    /// Jobs run at the same time.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Seconds running jobs may take to finish after SIGTERM before they are handed back.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace: u64,
+}
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The settings are wrong or the services unreachable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The broker is the in-process one, which another process cannot reach.
+    #[error(
+        "the embedded broker lives inside `taskoverflow serve`, which runs its own worker; a \
+         separate worker needs CELERY_BROKER_URL naming a shared broker (redis://, postgres://, ...)"
+    )]
+    InProcessBroker,
+    /// The broker was closed under the worker.
+    #[error("the worker stopped")]
+    Run(#[source] broker_core::Error),
+}
+
+/// Options for a worker with `concurrency` slots and `grace` to finish at shutdown.
+#[must_use]
+pub fn options(concurrency: usize, grace: Duration) -> WorkerOptions {
+    WorkerOptions {
+        concurrency,
+        prefetch: concurrency,
+        shutdown_grace: grace,
+        ..WorkerOptions::default()
+    }
+}
+
+/// Runs jobs until SIGINT or SIGTERM, then finishes or hands back the running ones.
+///
+/// # Errors
+/// [`WorkerError`] when the settings are wrong, the services unreachable or the broker closed.
+pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
+    if args.settings.is_in_process()? {
+        return Err(WorkerError::InProcessBroker);
+    }
+    let calendar = args.settings.connect(&backends::registry()).await?;
+    let worker = Worker::new(calendar.queue, calendar.results, jobs::tasks()).with_options(
+        options(args.concurrency, Duration::from_secs(args.shutdown_grace)),
+    );
+    let report = worker.run_until_signal().await.map_err(WorkerError::Run)?;
+    tracing::info!(?report, "worker finished");
+    Ok(())
+}
