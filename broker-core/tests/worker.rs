@@ -447,3 +447,68 @@ async fn expired_task_is_revoked_without_running() {
     assert_eq!(worker.await.expect("join").revoked, 1);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_draining_worker_finishes_queued_tasks_before_it_stops() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("step", |_req: TaskRequest| async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(Value::Null)
+    });
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(send(&setup, "step", vec![]).await);
+    }
+    let options = WorkerOptions {
+        concurrency: 2,
+        drain_on_shutdown: true,
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    stop.cancel();
+
+    let report = worker.await.expect("join");
+    assert_eq!(
+        report.succeeded, 30,
+        "every queued task ran before the worker stopped"
+    );
+    assert_eq!(
+        report.drained, 30,
+        "all of them were taken after the shutdown request"
+    );
+    for id in &ids {
+        assert_eq!(
+            setup.results.state(id).await.unwrap().status,
+            TaskState::Success
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_worker_leaves_queued_tasks_for_the_next_one() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let tasks = TaskRegistry::new().register("step", |_req: TaskRequest| async { Ok(Value::Null) });
+    for _ in 0..30 {
+        send(&setup, "step", vec![]).await;
+    }
+    let options = WorkerOptions {
+        concurrency: 2,
+        ..fast_options()
+    };
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let worker =
+        Worker::new(setup.queue.clone(), setup.results.clone(), tasks).with_options(options);
+    let report = worker.run(stop).await.expect("runs");
+
+    assert_eq!(
+        report.succeeded, 0,
+        "a worker told to stop takes no new work"
+    );
+    let left = setup
+        .queue
+        .receive(100, Duration::from_millis(200))
+        .await
+        .expect("receive");
+    assert_eq!(left.len(), 30);
+}

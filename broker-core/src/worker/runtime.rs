@@ -7,7 +7,7 @@ use std::{
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::{sync::Semaphore, task::JoinSet};
+use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -38,6 +38,10 @@ pub struct WorkerOptions {
     /// Task retries: attempts in all and the backoff between them. Default: 4 attempts,
     /// 1 s doubling up to 60 s, with jitter.
     pub retry: RetryPolicy,
+    /// On shutdown, keep taking work until the queue is empty (within the grace period)
+    /// instead of stopping at once. For a broker that lives in this process, whose queued work
+    /// no other worker can take. Default false.
+    pub drain_on_shutdown: bool,
 }
 
 impl Default for WorkerOptions {
@@ -53,6 +57,7 @@ impl Default for WorkerOptions {
                 max_backoff: Duration::from_secs(60),
                 ..RetryPolicy::default()
             },
+            drain_on_shutdown: false,
         }
     }
 }
@@ -72,6 +77,8 @@ pub struct WorkerReport {
     pub released: u64,
     /// Tasks skipped because they expired before they could run.
     pub revoked: u64,
+    /// Messages taken after shutdown was requested, while draining the queue.
+    pub drained: u64,
 }
 
 /// Runs registered tasks from one queue.
@@ -83,8 +90,9 @@ pub struct WorkerReport {
 /// - a message that cannot be decoded, names an unknown task, or exhausts its retries goes to
 ///   the dead-letter place with the reason logged, and the worker goes on;
 /// - a handler that panics is recorded as `FAILURE`; the worker goes on;
-/// - on shutdown it stops fetching, lets running tasks finish within the grace period, then
-///   releases the rest to the queue so another worker takes them.
+/// - on shutdown it stops fetching (or, with `drain_on_shutdown`, takes work until the queue
+///   is empty), lets running tasks finish within the grace period, then releases the rest to
+///   the queue so another worker takes them.
 #[derive(Debug)]
 pub struct Worker {
     queue: Queue,
@@ -173,11 +181,25 @@ impl Worker {
             "worker started"
         );
 
-        while !shutdown.is_cancelled() {
+        let grace = self.options.shutdown_grace;
+        let mut drain_until: Option<Instant> = None;
+        loop {
             while running.try_join_next().is_some() {}
+            let draining = shutdown.is_cancelled();
+            if draining {
+                if !self.options.drain_on_shutdown {
+                    break;
+                }
+                let until = *drain_until.get_or_insert_with(|| Instant::now() + grace);
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+            let until = drain_until.unwrap_or_else(|| Instant::now() + grace);
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled(), if !draining => continue,
+                () = tokio::time::sleep_until(until), if draining => break,
             };
             let mut permits = vec![first];
             while permits.len() < self.options.prefetch.max(1) {
@@ -186,15 +208,21 @@ impl Worker {
                 };
                 permits.push(permit);
             }
+            let wait = if draining {
+                self.options.poll_wait.min(Duration::from_millis(100))
+            } else {
+                self.options.poll_wait
+            };
             // A receive is never cancelled: messages it took must reach a job, not vanish
             // until their lease ends. It waits at most `poll_wait`.
-            match self
-                .queue
-                .receive(permits.len(), self.options.poll_wait)
-                .await
-            {
+            match self.queue.receive(permits.len(), wait).await {
+                Ok(deliveries) if draining && deliveries.is_empty() && running.is_empty() => break,
                 Ok(deliveries) => {
                     failures = 0;
+                    if draining {
+                        let taken = deliveries.len() as u64;
+                        job.count(|r| r.drained += taken);
+                    }
                     for (delivery, permit) in deliveries.into_iter().zip(permits) {
                         let job = job.clone();
                         running.spawn(async move {
@@ -208,6 +236,10 @@ impl Worker {
                     while running.join_next().await.is_some() {}
                     return Err(err);
                 }
+                Err(err) if draining => {
+                    tracing::error!(error = %err, "receive failed while draining; stopping");
+                    break;
+                }
                 Err(err) => {
                     let wait = self.options.retry.backoff(failures.min(10));
                     failures += 1;
@@ -220,11 +252,12 @@ impl Worker {
             }
         }
 
-        let grace = self.options.shutdown_grace;
-        let finished = tokio::time::timeout(grace, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
+        let left = drain_until.map_or(grace, |until| {
+            until.saturating_duration_since(Instant::now())
+        });
+        let finished =
+            tokio::time::timeout(left, async { while running.join_next().await.is_some() {} })
+                .await;
         if finished.is_err() {
             tracing::warn!(
                 ?grace,

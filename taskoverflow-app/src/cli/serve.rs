@@ -134,7 +134,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let stop_worker = CancellationToken::new();
     let worker = in_process.then(|| {
         tracing::info!("running the calendar worker in this process (embedded broker)");
-        let options = super::worker::options(args.worker_concurrency, SHUTDOWN_GRACE);
+        // Nobody else can reach this broker: finish what is queued before the process ends.
+        let options = broker_core::worker::WorkerOptions {
+            drain_on_shutdown: true,
+            ..super::worker::options(args.worker_concurrency, SHUTDOWN_GRACE)
+        };
         let worker = Worker::new(
             calendar.queue.clone(),
             calendar.results.clone(),
