@@ -145,7 +145,7 @@ async fn send(args: &QueueArgs, queue: &Queue) -> Result<(), QueueError> {
 
 async fn receive(args: &QueueArgs, queue: &Queue) -> Result<(), QueueError> {
     let mut received = 0;
-    let stop = super::serve::shutdown_signal();
+    let stop = broker_core::worker::shutdown_signal();
     tokio::pin!(stop);
     while args.limit.is_none_or(|limit| received < limit) {
         let want = args.limit.map_or(10, |limit| (limit - received).min(10));

@@ -5,7 +5,7 @@ use std::{future::IntoFuture, io, path::PathBuf, time::Duration};
 use clap::Args;
 use tokio::{net::TcpListener, sync::oneshot};
 
-use broker_core::worker::Worker;
+use broker_core::worker::{Worker, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -191,34 +191,6 @@ async fn serve_until_signal(listener: TcpListener, state: AppState) -> Result<()
             );
             Ok(())
         }
-    }
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 
