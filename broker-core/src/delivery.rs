@@ -91,6 +91,25 @@ impl Delivery {
         &self.received.properties
     }
 
+    /// The payload decoded from JSON.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) saying why the payload is not a `T`; such
+    /// a message is poison (dead-letter it rather than requeue it).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.received.payload).map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Codec,
+                self.broker.capabilities().backend,
+                crate::Operation::Decode,
+                format!(
+                    "payload of message {} is not the expected JSON: {e}",
+                    self.received.id
+                ),
+            )
+        })
+    }
+
     /// A header's value when it is a string.
     #[must_use]
     pub fn header_str(&self, name: &str) -> Option<&str> {

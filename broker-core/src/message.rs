@@ -57,6 +57,23 @@ impl Message {
         }
     }
 
+    /// A message carrying `value` as JSON, with content type `application/json`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when `value` cannot be serialized (a map
+    /// with non-string keys, a failing `Serialize` implementation).
+    pub fn json(value: &impl serde::Serialize) -> crate::Result<Self> {
+        let payload = serde_json::to_vec(value).map_err(|e| {
+            crate::Error::new(
+                crate::ErrorKind::Codec,
+                "core",
+                crate::Operation::Encode,
+                e.to_string(),
+            )
+        })?;
+        Ok(Self::new(payload).content_type("application/json"))
+    }
+
     /// Adds or replaces one header.
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -120,6 +137,16 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_message_carries_the_value_and_its_content_type() {
+        let message = Message::json(&serde_json::json!({"todo": 1})).unwrap();
+        assert_eq!(message.payload.as_ref(), br#"{"todo":1}"#);
+        assert_eq!(
+            message.properties.content_type.as_deref(),
+            Some("application/json")
+        );
+    }
 
     #[test]
     fn encoded_size_counts_payload_headers_and_hints() {

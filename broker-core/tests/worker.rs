@@ -512,3 +512,32 @@ async fn a_stopping_worker_leaves_queued_tasks_for_the_next_one() {
         .expect("receive");
     assert_eq!(left.len(), 30);
 }
+
+#[tokio::test]
+async fn json_helpers_round_trip_typed_values_and_reject_poison() {
+    let setup = setup(Duration::from_secs(5)).await;
+    setup
+        .queue
+        .publish(Message::json(&json!({"report": "q3", "pages": 12})).unwrap())
+        .await
+        .unwrap();
+    setup
+        .queue
+        .publish(Message::new("{not json"))
+        .await
+        .unwrap();
+    let got = setup
+        .queue
+        .receive(2, Duration::from_secs(1))
+        .await
+        .unwrap();
+
+    let value: Value = got[0].json().expect("typed payload");
+    assert_eq!(value["pages"], 12);
+    let err = got[1].json::<Value>().expect_err("poison");
+    assert_eq!(err.kind(), broker_core::ErrorKind::Codec);
+    assert!(
+        err.to_string().contains("is not the expected JSON"),
+        "{err}"
+    );
+}
