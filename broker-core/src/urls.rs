@@ -71,6 +71,7 @@ const MEMORY_OPTIONS: &[&str] = &[
 const REDIS_OPTIONS: &[&str] = &[
     "visibility_timeout",
     "max_receives",
+    "dedup_window",
     "key_prefix",
     "result_expires",
     "ssl_cert_reqs",
@@ -99,6 +100,7 @@ const POSTGRES_OPTIONS: &[&str] = &[
     "schema",
     "visibility_timeout",
     "max_receives",
+    "dedup_window",
     "poll_interval",
     "result_expires",
     "sslmode",
@@ -343,7 +345,7 @@ pub struct QueueOptions {
     pub visibility_timeout: Option<Duration>,
     /// `max_receives`: deliveries after which a message goes to the dead-letter place. At least 1.
     pub max_receives: Option<u32>,
-    /// `dedup_window` (memory only): how long a deduplication id is remembered. Zero turns
+    /// `dedup_window` (memory, Redis, PostgreSQL): how long a deduplication id is remembered. Zero turns
     /// deduplication off.
     pub dedup_window: Option<Duration>,
 }
@@ -1452,6 +1454,7 @@ fn parse_redis(raw: &Raw<'_>, tls: bool) -> Result<RedisUrl, UrlError> {
         match name {
             "visibility_timeout" => out.queue.visibility_timeout = Some(seconds(name, v, false)?),
             "max_receives" => out.queue.max_receives = Some(count(name, v)?),
+            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, true)?),
             "key_prefix" => out.key_prefix = Some(value),
             "result_expires" => out.result_expires = Some(seconds(name, v, false)?),
             "ssl_cert_reqs" => {
@@ -1709,6 +1712,7 @@ fn parse_postgres(raw: &Raw<'_>) -> Result<PostgresUrl, UrlError> {
             }
             "visibility_timeout" => out.queue.visibility_timeout = Some(seconds(name, v, false)?),
             "max_receives" => out.queue.max_receives = Some(count(name, v)?),
+            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, true)?),
             "poll_interval" => out.poll_interval = Some(seconds(name, v, false)?),
             "result_expires" => out.result_expires = Some(seconds(name, v, false)?),
             "sslmode" => {
@@ -2401,7 +2405,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown option `visibilty_timeout` for redis URLs; known options: \
-             visibility_timeout, max_receives, key_prefix, result_expires, ssl_cert_reqs"
+             visibility_timeout, max_receives, dedup_window, key_prefix, result_expires, ssl_cert_reqs"
         );
         let e = broker_err("amqp://h?dedup_window=3");
         assert!(matches!(e, UrlError::UnknownOption { scheme: "amqp", .. }));

@@ -86,7 +86,8 @@ pub fn run_child<H: Harness>(make: impl FnOnce() -> H) {
             .await
             .expect("child receive works")
             .expect("the parent published a message");
-        println!("RECEIVED {}", delivery.id());
+        // libtest has printed `test <name> ... ` without a line break: start a fresh line.
+        println!("\nRECEIVED {}", delivery.id());
         let _ = std::io::stdout().flush();
         // Hold the delivery (never ack) until the parent kills this process.
         let held = Mutex::new(Some(delivery));

@@ -70,10 +70,27 @@ pub(super) async fn payload_and_headers_round_trip(ctx: Ctx) -> Result<(), Skip>
             .publish(exact)
             .await
             .expect("a payload of exactly the declared maximum is accepted");
-        let got = receive_at_least(&queue, 1, Duration::from_secs(15)).await;
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].payload().len(), caps.max_payload);
-        queue.ack_all(got).await.expect("ack");
+        // Moving the largest payload can outlast the suite's short lease on a loaded machine;
+        // a lease that ended means the message comes back, and then it is acked again.
+        let mut settled = false;
+        for _ in 0..3 {
+            let got = receive_at_least(&queue, 1, Duration::from_secs(15)).await;
+            assert_eq!(got.len(), 1, "the largest payload arrives");
+            assert_eq!(
+                got[0].payload().len(),
+                caps.max_payload,
+                "and arrives whole"
+            );
+            match queue.ack_all(got).await {
+                Ok(()) => {
+                    settled = true;
+                    break;
+                }
+                Err(err) if err.kind() == ErrorKind::LeaseLost => {}
+                Err(err) => panic!("ack failed: {err}"),
+            }
+        }
+        assert!(settled, "the largest payload could be acked");
     }
     Ok(())
 }

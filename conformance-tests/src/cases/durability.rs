@@ -25,8 +25,8 @@ pub(super) async fn killed_consumer_loses_nothing(ctx: Ctx) -> Result<(), Skip> 
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let received = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("read child output") {
-            if let Some(id) = line.strip_prefix("RECEIVED ") {
-                return Some(id.to_owned());
+            if let Some((_, id)) = line.split_once("RECEIVED ") {
+                return Some(id.trim().to_owned());
             }
         }
         None

@@ -1,0 +1,49 @@
+//! Opening clients and self-healing connections.
+
+use std::time::Duration;
+
+use broker_core::{Operation, Result};
+use redis::{
+    Client,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use crate::{RedisConfig, error::from_redis};
+
+/// A client for the configured URL (TLS for `rediss://`, trusting the configured roots when
+/// given, else the system's).
+pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
+    config.validate()?;
+    if config.url.starts_with("rediss:") {
+        // rustls needs a process-wide crypto provider; ring is the one this crate builds with.
+        // Installing fails only when one is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let opened = match &config.tls_root_certificates {
+        Some(pem) => Client::build_with_tls(
+            config.url.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        None => Client::open(config.url.as_str()),
+    };
+    opened.map_err(|e| from_redis(Operation::Connect, &e))
+}
+
+/// A multiplexed connection that reconnects by itself after the connection drops: five
+/// attempts per reconnection, 100 ms doubling (capped at 5 s) between them. Commands in flight
+/// when it dropped fail with a retryable error; later ones wait for the new connection, and a
+/// command after a failed reconnection starts another. Opening fails after the same attempts.
+pub(crate) async fn manager(client: Client, config: &RedisConfig) -> Result<ConnectionManager> {
+    let settings = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(5))
+        .set_number_of_retries(5);
+    ConnectionManager::new_with_config(client, settings)
+        .await
+        .map_err(|e| from_redis(Operation::Connect, &e))
+}

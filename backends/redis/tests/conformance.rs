@@ -1,0 +1,161 @@
+//! The Redis backend runs the whole conformance suite twice: against the shared Redis named by
+//! `BROKER_TEST_REDIS_URL` (no persistence), and against a private `redis-server` with an
+//! fsynced append-only file that the harness restarts (so the restart case runs too).
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use broker_core::{Broker, ResultStore};
+use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
+use conformance_tests::{CHILD_ENV, Harness, Settings, Unavailable, endpoint::broker_url};
+use support::PrivateServer;
+
+/// Where a harness's broker lives. A child consumer process (the crash case) finds the same
+/// server and key prefix through the queue name it is given: `<base>.<token>`, the token being
+/// `<random>` on the shared server and `<random>-<port>` on a private one.
+enum Server {
+    Shared(Result<String, Unavailable>),
+    Private(Result<Arc<PrivateServer>, String>),
+    PrivatePort(u16),
+}
+
+struct Redis {
+    server: Server,
+    token: String,
+    /// The child process leaves clean-up to its parent.
+    child: bool,
+}
+
+impl Redis {
+    fn url(&self) -> Result<String, Unavailable> {
+        match &self.server {
+            Server::Shared(url) => url.clone(),
+            Server::Private(Ok(server)) => Ok(server.url()),
+            Server::Private(Err(reason)) => Err(Unavailable(reason.clone())),
+            Server::PrivatePort(port) => Ok(format!("redis://127.0.0.1:{port}")),
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!("ct:{}:", self.token)
+    }
+
+    fn config(&self) -> Result<RedisConfig, Unavailable> {
+        Ok(RedisConfig {
+            key_prefix: self.prefix(),
+            ..RedisConfig::new(self.url()?)
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let (false, Server::Shared(Ok(url))) = (self.child, &self.server) {
+            support::delete_prefix(url, &self.prefix());
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for Redis {
+    async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable> {
+        let config = RedisConfig {
+            visibility_timeout: settings.lease,
+            max_receives: settings.max_receives,
+            ..self.config()?
+        };
+        let broker = RedisBroker::connect(config)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(Arc::new(broker))
+    }
+
+    async fn result_store(
+        &self,
+        expires: Duration,
+    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
+        let config = match self.config() {
+            Ok(config) => RedisConfig {
+                result_expires: expires,
+                ..config
+            },
+            Err(unavailable) => return Some(Err(unavailable)),
+        };
+        Some(
+            RedisResultStore::connect(config)
+                .await
+                .map(|store| Arc::new(store) as Arc<dyn ResultStore>)
+                .map_err(|e| Unavailable(e.to_string())),
+        )
+    }
+
+    fn queue_name(&self, base: &str) -> String {
+        format!("{base}.{}", self.token)
+    }
+
+    async fn restart(&self) -> Option<Result<(), String>> {
+        match &self.server {
+            Server::Private(Ok(server)) => {
+                let server = server.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || server.restart())
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+fn random_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+/// The token of the queue a child consumer was given, when this process is one.
+fn child_token() -> Option<String> {
+    let queue = std::env::var(CHILD_ENV).ok()?;
+    Some(queue.rsplit_once('.')?.1.to_owned())
+}
+
+fn harness() -> Redis {
+    let server = Server::Shared(broker_url(support::URL_VAR));
+    match child_token() {
+        Some(token) => Redis {
+            server,
+            token,
+            child: true,
+        },
+        None => Redis {
+            server,
+            token: random_token(),
+            child: false,
+        },
+    }
+}
+
+fn private_server_harness() -> Redis {
+    if let Some(token) = child_token() {
+        let port = token
+            .rsplit_once('-')
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("a private-server queue name ends with its port");
+        return Redis {
+            server: Server::PrivatePort(port),
+            token,
+            child: true,
+        };
+    }
+    let server = PrivateServer::start(true).map(Arc::new);
+    let port = server.as_ref().map_or(0, |s| s.port());
+    Redis {
+        server: Server::Private(server),
+        token: format!("{}-{port}", random_token()),
+        child: false,
+    }
+}
+
+conformance_tests::suite!(conformance => harness());
+conformance_tests::suite!(durable => private_server_harness());
