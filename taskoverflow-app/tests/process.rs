@@ -315,3 +315,132 @@ fn queue_demo_reports_a_missing_queue_by_name() {
             .contains("Unable to find a Queue by this name nowhere")
     );
 }
+
+/// The URL in `var`, or `None` after printing why the test is skipped (a failure under
+/// `BROKER_TEST_REQUIRE=all`).
+fn external(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("BROKER_TEST_REQUIRE").as_deref() != Ok("all"),
+                "{var} is not set and BROKER_TEST_REQUIRE=all"
+            );
+            println!("SKIPPED: {var} is not set");
+            None
+        }
+    }
+}
+
+/// `url` with `option=value` added to its query.
+fn with_option(url: &str, option: &str, value: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{option}={value}")
+}
+
+/// A separate `taskoverflow worker` process with `env`.
+fn worker(env: &[(&str, String)]) -> Child {
+    let mut command = taskoverflow(&["worker", "--shutdown-grace", "30"]);
+    command
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().expect("the worker starts")
+}
+
+fn sigterm(child: &mut Child) -> bool {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    child.wait().expect("the worker exits").success()
+}
+
+/// The calendar flow with `serve` and separate workers on a shared broker and result store;
+/// a worker stopped by SIGTERM while jobs are queued and running loses none of them.
+async fn calendar_flow_with_separate_workers(env: Vec<(&'static str, String)>) {
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(&borrowed);
+    let client = reqwest::Client::new();
+    let todos = format!("{}/todos", server.base);
+    let body = json!({"title": "Hand in report", "deadline_at": "2030-01-02T03:04:05"});
+    assert_eq!(
+        client
+            .post(&todos)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    let mut status_urls = Vec::new();
+    for _ in 0..40 {
+        let accepted: Value = client
+            .post(format!("{todos}/ical"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status_urls.push(accepted["task_url"].as_str().expect("task_url").to_owned());
+    }
+    let first: Value = client
+        .get(&status_urls[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first["task_status"], "PENDING",
+        "no worker has run yet: serve runs none for a shared broker"
+    );
+
+    let mut early = worker(&env);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        sigterm(&mut early),
+        "the first worker exits cleanly on SIGTERM"
+    );
+    let mut late = worker(&env);
+    for url in &status_urls {
+        let done = poll_until_done(&client, url).await;
+        let calendar = client
+            .get(done["result_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(calendar.status(), 200);
+        assert!(
+            calendar
+                .text()
+                .await
+                .unwrap()
+                .contains("SUMMARY:Hand in report")
+        );
+    }
+    assert!(sigterm(&mut late));
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[tokio::test]
+async fn calendar_flow_runs_on_redis_with_separate_workers() {
+    let Some(url) = external("BROKER_TEST_REDIS_URL") else {
+        return;
+    };
+    let prefix = format!("to-{}:", fastrand::u64(..));
+    let url = with_option(&url, "key_prefix", &prefix);
+    let queue = format!("ical-{}", fastrand::u32(..));
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", url.clone()),
+        ("CELERY_RESULT_BACKEND", url),
+        ("CELERY_DEFAULT_QUEUE", queue),
+    ])
+    .await;
+}
