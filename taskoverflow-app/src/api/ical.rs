@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use broker_core::TaskState;
+use broker_core::{ErrorKind, TaskState};
 use serde_json::json;
 
 use super::{AppError, AppState};
@@ -45,17 +45,35 @@ async fn request_calendar(
         .list(&TodoFilter::default())
         .await
         .map_err(AppError::internal)?;
-    let task_id = state
-        .jobs
-        .request(&todos)
-        .await
-        .map_err(AppError::internal)?;
+    let task_id = state.jobs.request(&todos).await.map_err(enqueue_error)?;
     let task_url = absolute(&headers, &format!("/todos/ical/{task_id}/status"));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "task_id": task_id, "task_url": task_url })),
     )
         .into_response())
+}
+
+/// What the client is told when a job cannot be enqueued: 413 for a todo list over the
+/// broker's payload limit, 503 while the broker is unreachable, 500 (details logged) otherwise.
+fn enqueue_error(error: broker_core::Error) -> AppError {
+    match error.kind() {
+        ErrorKind::PayloadTooLarge => AppError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the todo list is too large for one calendar job: {}",
+                error.detail()
+            ),
+        ),
+        _ if error.is_retryable() => {
+            tracing::error!(%error, "the job queue is unavailable");
+            AppError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the job queue is unavailable; try again later",
+            )
+        }
+        _ => AppError::internal(error),
+    }
 }
 
 /// `GET /todos/ical/{task_id}/status`: 200 `{"task_id", "task_status", "result_url"}`.
@@ -112,5 +130,66 @@ async fn result(
         TaskState::Pending | TaskState::Started | TaskState::Retry => {
             Err(AppError::not_found("Task not finished"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{body::Body, http::Request};
+    use broker_core::{Broker, Error, Operation, Queue};
+    use broker_memory::{MemoryBroker, MemoryConfig, MemoryResultStore};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{
+        jobs::CalendarJobs,
+        store::{StoreLocation, TodoStore},
+    };
+
+    #[test]
+    fn enqueue_errors_map_to_what_the_client_can_do_about_them() {
+        let error = |kind| {
+            Error::new(
+                kind,
+                "redis",
+                Operation::Publish,
+                "message 0 is 9000000 bytes",
+            )
+        };
+        assert_eq!(
+            enqueue_error(error(ErrorKind::PayloadTooLarge)).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            enqueue_error(error(ErrorKind::Connection)).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            enqueue_error(error(ErrorKind::Backend)).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broker_gone_under_the_api_is_a_json_error_not_a_crash() {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(MemoryConfig::default()));
+        let queue = Queue::declare(broker.clone(), "ical").await.unwrap();
+        let results = Arc::new(MemoryResultStore::new(std::time::Duration::from_secs(60)));
+        let store = TodoStore::open(&StoreLocation::Memory).await.unwrap();
+        let app = super::super::router(AppState::new(store, CalendarJobs { queue, results }));
+        broker.close().await.unwrap();
+
+        let request = Request::post("/api/v1/todos/ical")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].is_string(), "{body}");
     }
 }
