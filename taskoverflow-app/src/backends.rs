@@ -8,5 +8,7 @@ pub fn registry() -> Registry {
     let registry = Registry::new().with(broker_memory::MemoryFactory);
     #[cfg(feature = "redis")]
     let registry = registry.with(broker_redis::RedisFactory);
+    #[cfg(feature = "postgres")]
+    let registry = registry.with(broker_postgres::PostgresFactory);
     registry
 }

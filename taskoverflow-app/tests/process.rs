@@ -444,3 +444,81 @@ async fn calendar_flow_runs_on_redis_with_separate_workers() {
     ])
     .await;
 }
+
+/// A fresh schema name on the test PostgreSQL, dropped when the guard goes.
+struct Schema {
+    admin: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(admin: &str) -> Self {
+        Self {
+            admin: admin.to_owned(),
+            name: format!("to_{:x}", fastrand::u64(..)),
+        }
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                use sqlx::{Connection, Executor};
+                let mut connection = sqlx::PgConnection::connect(&admin).await?;
+                connection.execute(statement.as_str()).await.map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}", self.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn calendar_flow_runs_on_postgres_as_broker_and_result_store() {
+    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = Schema::new(&url);
+    let url = with_option(&url, "schema", &schema.name);
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", url.clone()),
+        ("CELERY_RESULT_BACKEND", url),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgres() {
+    // The seed deploys the broker elsewhere (SQS there; Redis here) and keeps results in
+    // PostgreSQL through Celery's db+postgresql:// scheme.
+    let (Some(redis), Some(postgres)) = (
+        external("BROKER_TEST_REDIS_URL"),
+        external("BROKER_TEST_POSTGRES_URL"),
+    ) else {
+        return;
+    };
+    let schema = Schema::new(&postgres);
+    let broker = with_option(&redis, "key_prefix", &format!("to-{}:", fastrand::u64(..)));
+    let results = with_option(
+        &format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        ),
+        "schema",
+        &schema.name,
+    );
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", broker),
+        ("CELERY_RESULT_BACKEND", results),
+    ])
+    .await;
+}

@@ -1,0 +1,180 @@
+//! The PostgreSQL backend runs the whole conformance suite twice:
+//!
+//! - `conformance`: against the server named by `BROKER_TEST_POSTGRES_URL`, in a fresh schema
+//!   per test (dropped afterwards). It cannot restart that server (others use it), so the
+//!   restart case is skipped there.
+//! - `durable`: against a private server each test starts in a temporary directory, which the
+//!   restart case kills (`pg_ctl stop -m immediate`, as a crash) and starts again.
+//!
+//! The crash case re-runs this binary as a child consumer that receives from the queue named
+//! in `CONFORMANCE_CHILD_QUEUE`. The child must reach the same schema (and, for `durable`, the
+//! same server), so the harnesses put them into queue names: `<base>@<schema>` and
+//! `<base>@<port>`.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use broker_core::{Broker, ResultStore};
+use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
+use conformance_tests::{CHILD_ENV, Harness, Settings, Unavailable};
+use support::{PrivateServer, TestSchema};
+use tokio::sync::OnceCell;
+
+/// What a queue name carries after this separator (see the module documentation).
+const TAG: char = '@';
+
+/// The tag of the queue the parent asked this child process to consume, if it is one.
+fn child_tag() -> Option<String> {
+    let queue = std::env::var(CHILD_ENV).ok()?;
+    let (_, tag) = queue.rsplit_once(TAG)?;
+    Some(tag.to_owned())
+}
+
+fn settings_config(url: &str, schema: &str, settings: Settings) -> PostgresConfig {
+    PostgresConfig {
+        visibility_timeout: settings.lease,
+        max_receives: settings.max_receives,
+        ..support::config(url, schema)
+    }
+}
+
+async fn open_broker(config: PostgresConfig) -> Result<Arc<dyn Broker>, Unavailable> {
+    match PostgresBroker::connect(config).await {
+        Ok(broker) => Ok(Arc::new(broker)),
+        Err(err) => Err(support::unavailable(&err)),
+    }
+}
+
+async fn open_store(config: PostgresConfig) -> Result<Arc<dyn ResultStore>, Unavailable> {
+    match PostgresResultStore::connect(config).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => Err(support::unavailable(&err)),
+    }
+}
+
+/// The shared server, one schema per test.
+struct SharedServer {
+    schema: TestSchema,
+}
+
+#[async_trait]
+impl Harness for SharedServer {
+    async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable> {
+        let url = support::url()?;
+        open_broker(settings_config(&url, &self.schema.name, settings)).await
+    }
+
+    async fn result_store(
+        &self,
+        expires: Duration,
+    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
+        let url = match support::url() {
+            Ok(url) => url,
+            Err(unavailable) => return Some(Err(unavailable)),
+        };
+        let config = PostgresConfig {
+            result_expires: expires,
+            ..support::config(&url, &self.schema.name)
+        };
+        Some(open_store(config).await)
+    }
+
+    fn queue_name(&self, base: &str) -> String {
+        format!("{base}{TAG}{}", self.schema.name)
+    }
+}
+
+fn harness() -> SharedServer {
+    let schema = match child_tag() {
+        Some(schema) => TestSchema::borrowed(&schema),
+        None => TestSchema::fresh(),
+    };
+    SharedServer { schema }
+}
+
+conformance_tests::suite!(conformance => harness());
+
+/// A private server per test, which the restart case may crash.
+enum PrivateHarness {
+    /// The test's own server, started by the first connection.
+    Own(OnceCell<Result<Arc<PrivateServer>, String>>),
+    /// The server of the parent test, from the crash case's child process.
+    Parent { port: u16 },
+}
+
+const PRIVATE_SCHEMA: &str = "broker";
+
+impl PrivateHarness {
+    async fn url(&self) -> Result<String, Unavailable> {
+        match self {
+            Self::Parent { port } => Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres")),
+            Self::Own(server) => server
+                .get_or_init(|| async {
+                    tokio::task::spawn_blocking(PrivateServer::start)
+                        .await
+                        .map_err(|e| format!("starting the private server panicked: {e}"))
+                        .and_then(|started| started.map(Arc::new))
+                })
+                .await
+                .as_ref()
+                .map(|server| server.url())
+                .map_err(|reason| Unavailable(format!("no private PostgreSQL server: {reason}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for PrivateHarness {
+    async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable> {
+        let url = self.url().await?;
+        open_broker(settings_config(&url, PRIVATE_SCHEMA, settings)).await
+    }
+
+    async fn result_store(
+        &self,
+        expires: Duration,
+    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
+        let url = match self.url().await {
+            Ok(url) => url,
+            Err(unavailable) => return Some(Err(unavailable)),
+        };
+        let config = PostgresConfig {
+            result_expires: expires,
+            ..support::config(&url, PRIVATE_SCHEMA)
+        };
+        Some(open_store(config).await)
+    }
+
+    fn queue_name(&self, base: &str) -> String {
+        match self {
+            Self::Own(server) => match server.get() {
+                Some(Ok(server)) => format!("{base}{TAG}{}", server.port()),
+                _ => base.to_owned(),
+            },
+            Self::Parent { port } => format!("{base}{TAG}{port}"),
+        }
+    }
+
+    async fn restart(&self) -> Option<Result<(), String>> {
+        let Self::Own(server) = self else {
+            return None;
+        };
+        let server = server.get()?.as_ref().ok()?.clone();
+        let restarted = tokio::task::spawn_blocking(move || server.crash_and_restart())
+            .await
+            .map_err(|e| format!("restart panicked: {e}"))
+            .and_then(|r| r);
+        Some(restarted)
+    }
+}
+
+fn private_server_harness() -> PrivateHarness {
+    match child_tag().and_then(|tag| tag.parse().ok()) {
+        Some(port) => PrivateHarness::Parent { port },
+        None => PrivateHarness::Own(OnceCell::new()),
+    }
+}
+
+conformance_tests::suite!(durable => private_server_harness());
