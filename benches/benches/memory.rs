@@ -24,7 +24,11 @@ const MESSAGES: usize = 1_000;
 const BATCHES: [usize; 3] = [1, 10, 100];
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 async fn fresh_queue() -> Queue {
@@ -34,7 +38,9 @@ async fn fresh_queue() -> Queue {
 
 async fn publish(queue: &Queue, batch: usize) {
     for _ in 0..MESSAGES / batch {
-        let messages = (0..batch).map(|n| Message::new(format!("message {n}"))).collect();
+        let messages = (0..batch)
+            .map(|n| Message::new(format!("message {n}")))
+            .collect();
         queue.publish_batch(messages).await.expect("publish");
     }
 }
@@ -42,7 +48,10 @@ async fn publish(queue: &Queue, batch: usize) {
 async fn consume_ack(queue: &Queue, batch: usize) {
     let mut left = MESSAGES;
     while left > 0 {
-        let got = queue.receive(batch, Duration::from_secs(1)).await.expect("receive");
+        let got = queue
+            .receive(batch, Duration::from_secs(1))
+            .await
+            .expect("receive");
         left -= got.len();
         queue.ack_all(got).await.expect("ack");
     }
@@ -51,7 +60,10 @@ async fn consume_ack(queue: &Queue, batch: usize) {
 fn bench_publish(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory/publish");
-    group.throughput(Throughput::Elements(MESSAGES as u64)).measurement_time(Duration::from_secs(3)).sample_size(10);
+    group
+        .throughput(Throughput::Elements(MESSAGES as u64))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
     for batch in BATCHES {
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&rt).iter(|| async {
@@ -77,7 +89,10 @@ fn bench_publish(c: &mut Criterion) {
 fn bench_consume_ack(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory/consume_ack");
-    group.throughput(Throughput::Elements(MESSAGES as u64)).measurement_time(Duration::from_secs(3)).sample_size(10);
+    group
+        .throughput(Throughput::Elements(MESSAGES as u64))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
     for batch in BATCHES {
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&rt).iter_custom(|iters| async move {
@@ -99,24 +114,39 @@ fn bench_consume_ack(c: &mut Criterion) {
 fn bench_end_to_end(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory/end_to_end");
-    group.throughput(Throughput::Elements(MESSAGES as u64)).measurement_time(Duration::from_secs(5)).sample_size(10);
+    group
+        .throughput(Throughput::Elements(MESSAGES as u64))
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(10);
     for batch in BATCHES {
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&rt).iter(|| async move {
                 let queue = fresh_queue().await;
-                let results: Arc<dyn ResultStore> = Arc::new(MemoryResultStore::new(Duration::from_secs(60)));
+                let results: Arc<dyn ResultStore> =
+                    Arc::new(MemoryResultStore::new(Duration::from_secs(60)));
                 let done = Arc::new(AtomicUsize::new(0));
                 let counter = done.clone();
                 let tasks = TaskRegistry::new().register("noop", move |_req: TaskRequest| {
                     counter.fetch_add(1, Ordering::Relaxed);
                     async { Ok(serde_json::Value::Null) }
                 });
-                let options = WorkerOptions { concurrency: batch.max(4), prefetch: batch, poll_wait: Duration::from_millis(5), ..WorkerOptions::default() };
+                let options = WorkerOptions {
+                    concurrency: batch.max(4),
+                    prefetch: batch,
+                    poll_wait: Duration::from_millis(5),
+                    ..WorkerOptions::default()
+                };
                 let stop = CancellationToken::new();
-                let worker = Worker::new(queue.clone(), results.clone(), tasks).with_options(options);
+                let worker =
+                    Worker::new(queue.clone(), results.clone(), tasks).with_options(options);
                 let running = tokio::spawn(worker.run(stop.clone()));
                 for _ in 0..MESSAGES {
-                    send_task(&queue, &TaskMessage::new("noop", vec![], serde_json::Map::new())).await.expect("send");
+                    send_task(
+                        &queue,
+                        &TaskMessage::new("noop", vec![], serde_json::Map::new()),
+                    )
+                    .await
+                    .expect("send");
                 }
                 while done.load(Ordering::Relaxed) < MESSAGES {
                     tokio::time::sleep(Duration::from_micros(200)).await;

@@ -30,7 +30,13 @@ fn read_estimate(dir: &Path) -> Option<Estimate> {
 
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs
@@ -43,8 +49,14 @@ fn collect(root: &Path) -> BTreeMap<(String, String), BTreeMap<String, Estimate>
     for group in subdirs(root) {
         for function in subdirs(&group) {
             for parameter in subdirs(&function) {
-                let Some(estimate) = read_estimate(&parameter) else { continue };
-                let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let Some(estimate) = read_estimate(&parameter) else {
+                    continue;
+                };
+                let name = |p: &Path| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
                 found
                     .entry((name(&group), name(&parameter)))
                     .or_insert_with(BTreeMap::new)
@@ -60,16 +72,25 @@ fn per_second(estimate: &Estimate) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let root = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        PathBuf::from(target).join("criterion")
-    });
+    let root = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            PathBuf::from(target).join("criterion")
+        });
     let found = collect(&root);
     if found.is_empty() {
-        eprintln!("no criterion results under {}; run `cargo bench` first", root.display());
+        eprintln!(
+            "no criterion results under {}; run `cargo bench` first",
+            root.display()
+        );
         return ExitCode::FAILURE;
     }
-    println!("{:<28} {:>6} {:>16} {:>16} {:>7}", "group", "batch", "framework msg/s", "raw msg/s", "ratio");
+    println!(
+        "{:<28} {:>6} {:>16} {:>16} {:>7}",
+        "group", "batch", "framework msg/s", "raw msg/s", "ratio"
+    );
     for ((group, parameter), functions) in &found {
         let framework = functions.get("framework").map(per_second);
         let raw = functions.get("raw").map(per_second);
@@ -78,7 +99,11 @@ fn main() -> ExitCode {
             (Some(f), Some(r)) if r > 0.0 => format!("{:.2}", f / r),
             _ => "-".to_owned(),
         };
-        println!("{group:<28} {parameter:>6} {:>16} {:>16} {ratio:>7}", show(framework), show(raw));
+        println!(
+            "{group:<28} {parameter:>6} {:>16} {:>16} {ratio:>7}",
+            show(framework),
+            show(raw)
+        );
     }
     ExitCode::SUCCESS
 }
