@@ -522,3 +522,74 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
     ])
     .await;
 }
+
+/// The queue demo against `url`: the hundred messages come back in publish order.
+fn queue_demo_round_trip(url: &str) {
+    let name = format!("demo-{:x}", fastrand::u64(..));
+    let output = taskoverflow(&[
+        "queue",
+        "--name",
+        &name,
+        "--client-name",
+        "carol",
+        "--create",
+        "--send",
+        "--receive",
+        "--limit",
+        "100",
+    ])
+    .env("CELERY_BROKER_URL", url)
+    .output()
+    .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected: Vec<String> = (0..100).map(|n| format!("carol: Message {n}")).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+}
+
+#[test]
+fn queue_demo_runs_on_redis() {
+    let Some(url) = external("BROKER_TEST_REDIS_URL") else {
+        return;
+    };
+    queue_demo_round_trip(&with_option(
+        &url,
+        "key_prefix",
+        &format!("demo-{}:", fastrand::u64(..)),
+    ));
+}
+
+#[test]
+fn queue_demo_runs_on_postgres() {
+    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = Schema::new(&url);
+    queue_demo_round_trip(&with_option(&url, "schema", &schema.name));
+}
+
+#[test]
+fn a_worker_stopped_while_it_starts_exits_cleanly() {
+    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = Schema::new(&url);
+    let url = with_option(&url, "schema", &schema.name);
+    let mut child = worker(&[
+        ("CELERY_BROKER_URL", url.clone()),
+        ("CELERY_RESULT_BACKEND", url),
+    ]);
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(
+        sigterm(&mut child),
+        "SIGTERM while connecting or running is a clean stop"
+    );
+}

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use broker_core::worker::{Worker, WorkerOptions};
+use broker_core::worker::{Worker, WorkerOptions, shutdown_signal};
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     backends,
@@ -64,11 +65,24 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
     if args.settings.is_in_process()? {
         return Err(WorkerError::InProcessBroker);
     }
-    let calendar = args.settings.connect(&backends::registry()).await?;
+    // Listen before connecting: a SIGTERM that arrives while the broker is still being
+    // reached is a clean stop too, not the signal's default (an abrupt exit).
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    let registry = backends::registry();
+    let calendar = tokio::select! {
+        connected = args.settings.connect(&registry) => connected?,
+        () = stop.cancelled() => return Ok(()),
+    };
     let worker = Worker::new(calendar.queue, calendar.results, jobs::tasks()).with_options(
         options(args.concurrency, Duration::from_secs(args.shutdown_grace)),
     );
-    let report = worker.run_until_signal().await.map_err(WorkerError::Run)?;
+    let report = worker.run(stop).await.map_err(WorkerError::Run)?;
     tracing::info!(?report, "worker finished");
     Ok(())
 }
