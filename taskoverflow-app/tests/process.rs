@@ -593,3 +593,23 @@ fn a_worker_stopped_while_it_starts_exits_cleanly() {
         "SIGTERM while connecting or running is a clean stop"
     );
 }
+
+#[test]
+fn serve_stopped_while_it_starts_exits_cleanly() {
+    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = Schema::new(&url);
+    let url = with_option(&url, "schema", &schema.name);
+    let mut child = taskoverflow(&["serve", "--port", "0", "--memory"])
+        .env("CELERY_BROKER_URL", &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(
+        sigterm(&mut child),
+        "SIGTERM while connecting or serving is a clean stop"
+    );
+}

@@ -119,9 +119,24 @@ pub enum ServeError {
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let location = args.store_location()?;
     let in_process = args.jobs.is_in_process()?;
-    let calendar = args.jobs.connect(&backends::registry()).await?;
+    // Listen before connecting: a SIGTERM while the services are still being reached is a
+    // clean stop, not the signal's default (an abrupt exit).
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    let registry = backends::registry();
+    let calendar = tokio::select! {
+        connected = args.jobs.connect(&registry) => connected?,
+        () = stop.cancelled() => return Ok(()),
+    };
     tracing::info!(store = %location, "opening the todo store");
-    let store = TodoStore::open(&location).await?;
+    let store = tokio::select! {
+        opened = TodoStore::open(&location) => opened?,
+        () = stop.cancelled() => return Ok(()),
+    };
     let state = AppState::new(store.clone(), calendar.clone());
 
     let address = format!("{}:{}", args.host, args.port);
@@ -152,7 +167,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         api::API_BASE
     );
 
-    let result = serve_until_signal(listener, state).await;
+    let result = serve_until(listener, state, stop.clone()).await;
     if let Some(worker) = worker {
         stop_worker.cancel();
         match worker.await {
@@ -166,11 +181,15 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     result
 }
 
-async fn serve_until_signal(listener: TcpListener, state: AppState) -> Result<(), ServeError> {
+async fn serve_until(
+    listener: TcpListener,
+    state: AppState,
+    stop: CancellationToken,
+) -> Result<(), ServeError> {
     let (signalled, on_signal) = oneshot::channel::<()>();
     let server = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            stop.cancelled().await;
             tracing::info!("shutting down: finishing requests in flight");
             let _ = signalled.send(());
         })
