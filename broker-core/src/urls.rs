@@ -345,8 +345,8 @@ pub struct QueueOptions {
     pub visibility_timeout: Option<Duration>,
     /// `max_receives`: deliveries after which a message goes to the dead-letter place. At least 1.
     pub max_receives: Option<u32>,
-    /// `dedup_window` (memory, Redis, PostgreSQL): how long a deduplication id is remembered. Zero turns
-    /// deduplication off.
+    /// `dedup_window` (memory, Redis, PostgreSQL): how long a deduplication id is remembered.
+    /// Greater than zero, except on memory, where zero turns deduplication off.
     pub dedup_window: Option<Duration>,
 }
 
@@ -1454,7 +1454,7 @@ fn parse_redis(raw: &Raw<'_>, tls: bool) -> Result<RedisUrl, UrlError> {
         match name {
             "visibility_timeout" => out.queue.visibility_timeout = Some(seconds(name, v, false)?),
             "max_receives" => out.queue.max_receives = Some(count(name, v)?),
-            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, true)?),
+            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, false)?),
             "key_prefix" => out.key_prefix = Some(value),
             "result_expires" => out.result_expires = Some(seconds(name, v, false)?),
             "ssl_cert_reqs" => {
@@ -1712,7 +1712,7 @@ fn parse_postgres(raw: &Raw<'_>) -> Result<PostgresUrl, UrlError> {
             }
             "visibility_timeout" => out.queue.visibility_timeout = Some(seconds(name, v, false)?),
             "max_receives" => out.queue.max_receives = Some(count(name, v)?),
-            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, true)?),
+            "dedup_window" => out.queue.dedup_window = Some(seconds(name, v, false)?),
             "poll_interval" => out.poll_interval = Some(seconds(name, v, false)?),
             "result_expires" => out.result_expires = Some(seconds(name, v, false)?),
             "sslmode" => {

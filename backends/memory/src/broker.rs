@@ -109,8 +109,12 @@ impl MemoryBroker {
         let capabilities = Capabilities {
             delivery: DeliveryGuarantee::AtLeastOnce,
             ordering: Ordering::PerQueue,
-            deduplication: Deduplication::ById {
-                window: config.dedup_window,
+            deduplication: if config.dedup_window.is_zero() {
+                Deduplication::None
+            } else {
+                Deduplication::ById {
+                    window: config.dedup_window,
+                }
             },
             redelivery: Redelivery::Lease {
                 default_lease: config.visibility_timeout,

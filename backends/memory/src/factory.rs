@@ -109,6 +109,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_zero_dedup_window_declares_no_deduplication() {
+        let registry = Registry::new().with(MemoryFactory);
+        let broker = registry
+            .broker("memory://nodedup?dedup_window=0")
+            .await
+            .unwrap();
+        assert_eq!(
+            broker.capabilities().deduplication,
+            broker_core::Deduplication::None
+        );
+        let err = registry
+            .broker("redis://localhost?dedup_window=0")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("dedup_window"), "{err}");
+    }
+
+    #[tokio::test]
     async fn unknown_scheme_and_missing_backend_are_configuration_errors() {
         let registry = Registry::new().with(MemoryFactory);
         let unknown = registry.broker("mqtt://host").await.unwrap_err();
