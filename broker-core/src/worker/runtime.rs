@@ -225,10 +225,12 @@ impl Worker {
                     }
                     for (delivery, permit) in deliveries.into_iter().zip(permits) {
                         let job = job.clone();
-                        running.spawn(async move {
+                        // Boxed: the job's state machine is large, and a boxed one is
+                        // moved as a pointer (into the task, and when it completes).
+                        running.spawn(Box::pin(async move {
                             job.process(delivery).await;
                             drop(permit);
-                        });
+                        }));
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::Closed => {
@@ -291,7 +293,7 @@ impl Job {
 
     async fn process(&self, delivery: Delivery) {
         let task = match task_from_delivery(&delivery) {
-            Ok(task) => task,
+            Ok(task) => Box::new(task),
             Err(err) => {
                 let reason = format!("cannot decode task: {}", err.detail());
                 if let Some(id) = delivery.header_str("id").map(str::to_owned) {
@@ -303,14 +305,14 @@ impl Job {
                     ))
                     .await;
                 }
-                return self.dead_letter(delivery, reason).await;
+                return Box::pin(self.dead_letter(delivery, reason)).await;
             }
         };
         let span = tracing::info_span!("task", name = %task.headers.task, id = %task.headers.id, retries = task.headers.retries);
         self.run_task(delivery, task).instrument(span).await;
     }
 
-    async fn run_task(&self, delivery: Delivery, task: TaskMessage) {
+    async fn run_task(&self, delivery: Delivery, task: Box<TaskMessage>) {
         let id = task.headers.id.clone();
         let Some(handler) = self.tasks.get(&task.headers.task) else {
             let reason = format!(
@@ -325,7 +327,7 @@ impl Job {
                 &reason,
             ))
             .await;
-            return self.dead_letter(delivery, reason).await;
+            return Box::pin(self.dead_letter(delivery, reason)).await;
         };
         let now = Utc::now();
         if task.headers.expires.is_some_and(|expires| expires <= now) {
@@ -340,7 +342,7 @@ impl Job {
                 Delay::UpTo { max } if wait <= max => {
                     return self.settle(delivery.nack(NackAction::RequeueAfter(wait)).await);
                 }
-                _ if !self.hold_until_eta(&delivery, wait).await => {
+                _ if !Box::pin(self.hold_until_eta(&delivery, wait)).await => {
                     return self.release(delivery).await;
                 }
                 _ => {}
@@ -384,7 +386,7 @@ impl Job {
                 self.ack(delivery).await;
             }
             Outcome::Done(Err(TaskError::Retry { message, countdown })) => {
-                self.retry(delivery, task, &message, countdown).await;
+                Box::pin(self.retry(delivery, *task, &message, countdown)).await;
             }
         }
     }
@@ -460,7 +462,7 @@ impl Job {
             ))
             .await;
             self.count(|r| r.failed += 1);
-            return self.dead_letter(delivery, reason).await;
+            return Box::pin(self.dead_letter(delivery, reason)).await;
         }
         let wait = countdown.unwrap_or_else(|| self.retry.backoff(retries));
         let next = task.for_retry(Some(
