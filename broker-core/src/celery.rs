@@ -742,14 +742,26 @@ impl TaskMessage {
     /// A [`ProtocolError`] whose text says what is wrong; such a message is poison (no retry
     /// will make it decode).
     pub fn decode(encoded: &EncodedTask) -> Result<Self, ProtocolError> {
-        encoded.properties.check_supported()?;
-        if let Some(compression) = encoded.headers.get(H_COMPRESSION).filter(|v| !v.is_null()) {
+        Self::decode_parts(&encoded.headers, &encoded.properties, &encoded.body)
+    }
+
+    /// [`TaskMessage::decode`] from borrowed parts, for a caller that holds them apart (a
+    /// received message) and should not copy them to decode.
+    ///
+    /// # Errors
+    /// As [`TaskMessage::decode`].
+    pub fn decode_parts(
+        headers: &Map<String, Value>,
+        properties: &TaskProperties,
+        body: &[u8],
+    ) -> Result<Self, ProtocolError> {
+        properties.check_supported()?;
+        if let Some(compression) = headers.get(H_COMPRESSION).filter(|v| !v.is_null()) {
             return Err(ProtocolError::UnsupportedCompression {
                 compression: value_text(compression),
             });
         }
-        let body: Value =
-            serde_json::from_slice(&encoded.body).map_err(ProtocolError::InvalidJson)?;
+        let body: Value = serde_json::from_slice(body).map_err(ProtocolError::InvalidJson)?;
         let parts = match body {
             Value::Array(parts) => parts,
             Value::Object(map) if map.contains_key("task") => {
@@ -762,7 +774,7 @@ impl TaskMessage {
                 )));
             }
         };
-        let headers = TaskHeaders::from_map(&encoded.headers)?;
+        let headers = TaskHeaders::from_map(headers)?;
         let [args, kwargs, embed]: [Value; 3] = parts.try_into().map_err(|parts: Vec<Value>| {
             invalid_body(format!("expected 3 elements, got {}", parts.len()))
         })?;
@@ -783,7 +795,7 @@ impl TaskMessage {
             args,
             kwargs,
             embed: Embed::from_value(embed)?,
-            properties: encoded.properties.clone(),
+            properties: properties.clone(),
         })
     }
 }
@@ -791,19 +803,21 @@ impl TaskMessage {
 /// `gen<pid>@<hostname>`, the `origin` Celery gives messages sent from outside a worker.
 ///
 /// The hostname is the kernel's (`/proc/sys/kernel/hostname` on Linux), else the
-/// `HOSTNAME` or `COMPUTERNAME` variable, else `localhost`; it is read once per process.
+/// `HOSTNAME` or `COMPUTERNAME` variable, else `localhost`. Both are read once per process.
 pub fn default_origin() -> String {
-    static HOST: OnceLock<String> = OnceLock::new();
-    let host = HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .or_else(|| std::env::var("COMPUTERNAME").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned())
-    });
-    format!("gen{}@{host}", std::process::id())
+    static ORIGIN: OnceLock<String> = OnceLock::new();
+    ORIGIN
+        .get_or_init(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .or_else(|| std::env::var("COMPUTERNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("gen{}@{host}", std::process::id())
+        })
+        .clone()
 }
 
 // ---------------------------------------------------------------------------------------------

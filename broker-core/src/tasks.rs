@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use crate::{
     capabilities::Delay,
-    celery::{EncodedTask, TaskMessage},
+    celery::TaskMessage,
     delivery::Delivery,
     error::{Error, ErrorKind, Operation, Result},
     message::{Message, Properties},
@@ -29,7 +29,7 @@ pub fn task_to_message(task: &TaskMessage, delay_support: Delay) -> Result<Messa
         .encode()
         .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Encode, e.to_string()))?;
     let mut message = Message::new(encoded.body);
-    message.headers = encoded.headers.into_iter().collect();
+    message.headers = encoded.headers;
     let props = encoded.properties;
     message.properties = Properties {
         content_type: Some(props.content_type),
@@ -62,12 +62,7 @@ pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
     }
     properties.correlation_id.clone_from(&props.correlation_id);
     properties.reply_to.clone_from(&props.reply_to);
-    let encoded = EncodedTask {
-        headers: delivery.headers().clone().into_iter().collect(),
-        properties,
-        body: delivery.payload().to_vec(),
-    };
-    TaskMessage::decode(&encoded)
+    TaskMessage::decode_parts(delivery.headers(), &properties, delivery.payload())
         .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Decode, e.to_string()))
 }
 

@@ -8,7 +8,6 @@
 //! live in a fresh schema, dropped at the end.
 
 use std::{
-    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -101,7 +100,7 @@ fn payload() -> Vec<u8> {
 }
 
 fn bench_headers() -> Headers {
-    BTreeMap::from([("task".to_owned(), json!("bench"))])
+    Headers::from_iter([("task".to_owned(), json!("bench"))])
 }
 
 /// What a hand-written client binds for `count` copies of one message.
