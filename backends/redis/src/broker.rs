@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering as AtomicOrdering},
     },
     time::Duration,
@@ -42,8 +42,9 @@ const MAX_QUEUE_NAME: usize = 512;
 
 /// A broker on one Redis database, in kombu's key layout (see the crate documentation).
 ///
-/// Each value holds one multiplexed connection (reconnecting by itself) and one subscription
-/// for wake-ups. Cloning is not offered; share it as `Arc<dyn Broker>`.
+/// Each value holds one multiplexed connection (reconnecting by itself) and, from its first
+/// receive on, one subscription for wake-ups (a broker that only publishes never subscribes).
+/// Cloning is not offered; share it as `Arc<dyn Broker>`.
 ///
 /// What a caller may rely on, beyond [`Broker`]:
 /// - taking a message and recording its lease is one atomic script; the lease counts from
@@ -61,14 +62,15 @@ pub struct RedisBroker {
     keys: Keys,
     config: RedisConfig,
     capabilities: Capabilities,
+    client: redis::Client,
     wakers: Arc<Wakers>,
-    listener: JoinHandle<()>,
+    listener: Mutex<Option<JoinHandle<()>>>,
     exhausted_reason: String,
 }
 
 impl Drop for RedisBroker {
     fn drop(&mut self) {
-        self.listener.abort();
+        self.stop_listening();
     }
 }
 
@@ -92,7 +94,6 @@ impl RedisBroker {
         let persistence = server_persistence(&mut conn).await;
         let keys = Keys::new(config.key_prefix.clone());
         let wakers = Arc::new(Wakers::default());
-        let listener = wake::listen(client, keys.wake_channel(), wakers.clone());
         let exhausted_reason = serde_json::Value::from(format!(
             "received {} times without an ack",
             config.max_receives
@@ -104,8 +105,9 @@ impl RedisBroker {
             capabilities: capabilities(&config, persistence),
             keys,
             config,
+            client,
             wakers,
-            listener,
+            listener: Mutex::new(None),
             exhausted_reason,
         })
     }
@@ -131,6 +133,32 @@ impl RedisBroker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .ok_or_else(|| error::closed(operation))
+    }
+
+    /// Subscribes to wake-ups unless already subscribed (or closed).
+    fn listen_for_wake_ups(&self) {
+        let mut listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if listener.is_none() && !self.closed.load(AtomicOrdering::Acquire) {
+            *listener = Some(wake::listen(
+                self.client.clone(),
+                self.keys.wake_channel(),
+                self.wakers.clone(),
+            ));
+        }
+    }
+
+    fn stop_listening(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
     }
 
     fn visibility_ms(&self) -> u64 {
@@ -418,6 +446,7 @@ impl Broker for RedisBroker {
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
         let max = max.clamp(1, MAX_BATCH);
         let deadline = Instant::now() + wait;
+        self.listen_for_wake_ups();
         let notify = self.wakers.get(queue);
         loop {
             // Registered before looking, so an announcement made while we look is not missed.
@@ -536,7 +565,7 @@ impl Broker for RedisBroker {
 
     async fn close(&self) -> Result<()> {
         self.closed.store(true, AtomicOrdering::Release);
-        self.listener.abort();
+        self.stop_listening();
         // Dropping the last handle closes the connection once in-flight calls finish.
         self.conn
             .write()

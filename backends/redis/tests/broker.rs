@@ -434,6 +434,45 @@ async fn waiting_consumer_is_woken_by_a_publish_within_milliseconds() {
     );
 }
 
+async fn subscribers(raw: &mut redis::aio::MultiplexedConnection, channel: &str) -> u32 {
+    let (_, count): (String, u32) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(raw)
+        .await
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+#[tokio::test]
+async fn broker_that_only_publishes_holds_no_wake_up_subscription() {
+    let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
+        return;
+    };
+    let broker = RedisBroker::connect(fx.config.clone())
+        .await
+        .expect("connect");
+    let channel = broker.keys().wake_channel();
+    let broker: Arc<dyn Broker> = Arc::new(broker);
+    let queue = fx.queue(&broker).await;
+    queue.publish(Message::new("only published")).await.unwrap();
+    let mut raw = fx.raw().await;
+    assert_eq!(subscribers(&mut raw, &channel).await, 0);
+
+    let delivery = queue.receive_one(Duration::ZERO).await.unwrap().unwrap();
+    delivery.ack().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while subscribers(&mut raw, &channel).await == 0 {
+        assert!(Instant::now() < deadline, "no subscription after a receive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.close().await.unwrap();
+    while subscribers(&mut raw, &channel).await != 0 {
+        assert!(Instant::now() < deadline, "subscription outlived close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn server_without_an_fsynced_append_only_file_is_declared_transient() {
     let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
