@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use broker_core::{Error, ErrorKind, Operation, Result, ResultStore, TaskResult, TaskState};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,12 +103,27 @@ impl RedisResultStore {
 }
 
 /// Python's `datetime.isoformat()` of an aware UTC time: microseconds unless zero, `+00:00`.
+/// (Written field by field: chrono's format strings are parsed on every call.)
 fn python_isoformat(at: DateTime<Utc>) -> String {
-    if at.timestamp_subsec_micros() == 0 {
-        at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(32);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    // A leap second's fraction runs past one second; Python has no leap seconds.
+    let micros = at.timestamp_subsec_micros().min(999_999);
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
     }
+    out.push_str("+00:00");
+    out
 }
 
 /// Celery's `date_done`: ISO 8601 with an offset, or naive (older Celery, taken as UTC).
@@ -201,6 +216,19 @@ mod tests {
             text,
             r#"{"status":"SUCCESS","result":{"n":1},"traceback":null,"children":[],"date_done":"2026-01-31T12:00:00.123456+00:00","task_id":"t-1"}"#
         );
+    }
+
+    #[test]
+    fn dates_read_like_pythons_isoformat() {
+        let whole = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        assert_eq!(python_isoformat(whole), "2026-03-04T05:06:07+00:00");
+        let fraction = whole + chrono::Duration::microseconds(42);
+        assert_eq!(
+            python_isoformat(fraction),
+            "2026-03-04T05:06:07.000042+00:00"
+        );
+        let sub_micro = whole + chrono::Duration::nanoseconds(999);
+        assert_eq!(python_isoformat(sub_micro), "2026-03-04T05:06:07+00:00");
     }
 
     #[test]
