@@ -1,18 +1,23 @@
 //! Throughput of the Redis backend beside a baseline that drives the `redis` crate directly
-//! with the same commands (the same Lua scripts, the same result writes), in the same run, so
-//! that the ratio of the two is the framework's overhead.
+//! with the same commands (the same Lua scripts, the same result writes, the same number of
+//! connections), in the same run, so that the ratio of the two is the framework's overhead.
 //!
 //! Groups `redis/publish`, `redis/consume_ack` and `redis/end_to_end`, each with `framework`
-//! and `raw` at batch sizes 1, 10 and 100; throughput in messages (tasks). Needs
-//! `BROKER_TEST_REDIS_URL`; without it the benchmark prints why and does nothing. Every key it
-//! writes is under a fresh prefix and deleted at the end.
+//! and `raw` at batch sizes 1, 10 and 100, the two sides of one batch size measured one after
+//! the other; throughput in messages (tasks). The raw end-to-end worker does what a minimal
+//! hand-written Celery worker must: it reads the task's name, id and arguments from the
+//! envelope; its producer gives every task a fresh id. Needs `BROKER_TEST_REDIS_URL`; without
+//! it the benchmark prints why and does nothing. Every key it writes is under a fresh prefix
+//! and deleted at the end.
 
 use std::{
+    borrow::Cow,
     sync::{Arc, LazyLock},
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use broker_core::{
     Delay, Message, Queue, ResultStore, TaskResult, TaskState,
     celery::TaskMessage,
@@ -22,8 +27,9 @@ use broker_core::{
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore, layout::Keys, scripts};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use futures::StreamExt;
-use redis::{Script, aio::MultiplexedConnection};
-use serde_json::{Value, json};
+use redis::{IntoConnectionInfo, Script, aio::MultiplexedConnection, io::tcp::TcpSettings};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 use tokio::{runtime::Runtime, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -51,9 +57,19 @@ impl Bench {
         }
     }
 
-    async fn raw(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
+    /// A plain client with `TCP_NODELAY`, as the backend's own connections have.
+    fn raw_client(&self) -> redis::Client {
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
             .unwrap()
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        redis::Client::open(info).unwrap()
+    }
+
+    async fn raw(&self) -> MultiplexedConnection {
+        self.raw_client()
             .get_multiplexed_async_connection()
             .await
             .unwrap()
@@ -172,7 +188,7 @@ fn publish(c: &mut Criterion, bench: &Bench) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    let body = base64_of(&payload());
+    let body = BASE64.encode(payload());
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
@@ -223,7 +239,7 @@ fn publish(c: &mut Criterion, bench: &Bench) {
 async fn prefill(bench: &Bench, queue: &str, count: usize) {
     let mut raw = bench.raw().await;
     declare_raw(&mut raw, &bench.keys, queue).await;
-    let body = base64_of(&payload());
+    let body = BASE64.encode(payload());
     let mut left = count;
     while left > 0 {
         let n = left.min(100);
@@ -303,12 +319,32 @@ impl ResultStore for Signalling {
     }
 }
 
+/// What a hand-written worker reads from kombu's envelope to run a Celery task: the task's
+/// name and id from the headers, and the base64 body.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    headers: RawHeaders<'a>,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct RawHeaders<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    task: Cow<'a, str>,
+}
+
 /// A minimal hand-written worker with the same commands and concurrency as the runtime: wait
-/// for a free slot, take up to the free slots with the receive script (polling every 200 us
-/// when empty), then per task write STARTED, run, write SUCCESS (SETEX + PUBLISH in MULTI, as
-/// the result store does), signal, ack.
+/// for a free slot, take up to the free slots with the receive script (sleeping until a
+/// wake-up when empty), then per task decode the envelope and the `[args, kwargs, embed]`
+/// body, write STARTED, run, write SUCCESS (SETEX + PUBLISH in MULTI, as the result store
+/// does), signal, ack.
 async fn raw_worker(
     mut conn: MultiplexedConnection,
+    results: MultiplexedConnection,
     wake: redis::aio::PubSub,
     keys: Keys,
     queue: &'static str,
@@ -327,21 +363,27 @@ async fn raw_worker(
             let _ = tokio::time::timeout(Duration::from_millis(250), wake.next()).await;
             continue;
         }
-        for ((tag, _envelope), permit) in got.into_iter().zip(permits) {
-            let mut conn = conn.clone();
+        for ((tag, envelope), permit) in got.into_iter().zip(permits) {
+            let (mut conn, mut results) = (conn.clone(), results.clone());
             let keys = keys.clone();
             let done = done.clone();
             tokio::spawn(async move {
-                let key = keys.result(&tag);
+                let envelope: RawEnvelope<'_> = serde_json::from_slice(&envelope).unwrap();
+                let body = BASE64.decode(envelope.body.as_bytes()).unwrap();
+                let (args, _kwargs, _embed): (Vec<Value>, Map<String, Value>, Value) =
+                    serde_json::from_slice(&body).unwrap();
+                assert_eq!((envelope.headers.task.as_ref(), args.len()), ("noop", 2));
+                let id = envelope.headers.id;
+                let key = keys.result(&id);
                 for state in ["STARTED", "SUCCESS"] {
-                    let text = json!({"status": state, "result": null, "traceback": null, "children": [], "date_done": null, "task_id": tag}).to_string();
+                    let text = json!({"status": state, "result": null, "traceback": null, "children": [], "date_done": null, "task_id": id}).to_string();
                     let _: () = redis::pipe()
                         .atomic()
                         .set_ex(&key, &text, 3600)
                         .ignore()
                         .publish(&key, &text)
                         .ignore()
-                        .query_async(&mut conn)
+                        .query_async(&mut results)
                         .await
                         .unwrap();
                 }
@@ -353,25 +395,47 @@ async fn raw_worker(
     }
 }
 
+/// Publishes `batch` tasks and waits until `done` has signalled each, `iters` times.
+async fn publish_and_wait<F: Future<Output = ()>>(
+    iters: u64,
+    batch: usize,
+    done: &tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
+    mut publish: impl FnMut(usize) -> F,
+) -> Duration {
+    let mut done = done.lock().await;
+    let start = Instant::now();
+    for _ in 0..iters {
+        publish(batch).await;
+        for _ in 0..batch {
+            done.recv().await.expect("a task finished");
+        }
+    }
+    start.elapsed()
+}
+
+/// Tasks through a worker, from publish to acknowledgement. The framework side is the worker
+/// runtime with a task that returns at once, fed by `Queue::publish_batch` of Celery task
+/// messages; the raw side is [`raw_worker`], fed by the publish script with envelopes built
+/// from a template (a fresh task id each). For each batch size the two run one after the
+/// other, so that both see the same machine.
 fn end_to_end(c: &mut Criterion, bench: &Bench) {
     let mut group = c.benchmark_group("redis/end_to_end");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    let template = TaskMessage::new("noop", vec![json!(1), json!(2)], serde_json::Map::new());
-    let message = task_to_message(&template, Delay::Unsupported).unwrap();
-    let headers = serde_json::to_string(&message.headers).unwrap();
-    let body = base64_of(&message.payload);
+    let new_task = || TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
+    let template = task_to_message(&new_task(), Delay::Unsupported).unwrap();
+    let template_id = template.headers["id"].as_str().unwrap().to_owned();
+    let template_headers = serde_json::to_string(&template.headers).unwrap();
+    let body = BASE64.encode(&template.payload);
 
-    // The framework: the worker runtime with a task that returns at once.
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
     let stop = CancellationToken::new();
-    let queue = bench.runtime.block_on(async {
-        // The producer and the worker have connections of their own, as separate processes do.
+    let (framework_done, raw_done, queue, raw_conn) = bench.runtime.block_on(async {
+        // Producers and workers have connections of their own, as separate processes do.
         let queue = bench.framework_queue("bench-e2e").await;
         let worker_queue = bench.framework_queue("bench-e2e").await;
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let store = Signalling {
             inner: RedisResultStore::connect(bench.config()).await.unwrap(),
             done: done_tx,
@@ -385,110 +449,62 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
                 prefetch: CONCURRENCY,
                 ..WorkerOptions::default()
             });
-        let stop = stop.clone();
-        bench.runtime.spawn(async move { worker.run(stop).await });
-        queue
+        tokio::spawn(worker.run(stop.clone()));
+
+        let mut raw_conn = bench.raw().await;
+        declare_raw(&mut raw_conn, &bench.keys, "bench-e2e-raw").await;
+        let mut wake = bench.raw_client().get_async_pubsub().await.unwrap();
+        wake.subscribe(bench.keys.wake_channel()).await.unwrap();
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        tokio::spawn(raw_worker(
+            bench.raw().await,
+            bench.raw().await,
+            wake,
+            bench.keys.clone(),
+            "bench-e2e-raw",
+            raw_tx,
+            stop.clone(),
+        ));
+        let done = |rx| tokio::sync::Mutex::new(rx);
+        (done(done_rx), done(raw_rx), queue, raw_conn)
     });
+
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| {
-                let queue = queue.clone();
-                let done_rx = done_rx.clone();
-                async move {
-                    let mut done = done_rx.lock().await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let messages = (0..batch)
-                            .map(|_| {
-                                let task = TaskMessage::new(
-                                    "noop",
-                                    vec![json!(1), json!(2)],
-                                    serde_json::Map::new(),
-                                );
-                                task_to_message(&task, Delay::Unsupported).unwrap()
-                            })
-                            .collect();
-                        queue.publish_batch(messages).await.expect("publish");
-                        for _ in 0..batch {
-                            done.recv().await.expect("a task finished");
-                        }
+                publish_and_wait(iters, batch, &framework_done, |n| {
+                    let messages = (0..n)
+                        .map(|_| task_to_message(&new_task(), Delay::Unsupported).unwrap())
+                        .collect();
+                    let queue = queue.clone();
+                    async move { queue.publish_batch(messages).await.expect("publish") }
+                })
+            });
+        });
+        group.bench_function(BenchmarkId::new("raw", batch), |b| {
+            b.to_async(&bench.runtime).iter_custom(|iters| {
+                let conn = raw_conn.clone();
+                let (template_id, template_headers, body) =
+                    (&template_id, &template_headers, &body);
+                publish_and_wait(iters, batch, &raw_done, move |n| {
+                    let tails: Vec<String> = (0..n)
+                        .map(|_| {
+                            let id = uuid::Uuid::new_v4().to_string();
+                            let headers = template_headers.replace(template_id, &id);
+                            raw_tail("bench-e2e-raw", body, &headers)
+                        })
+                        .collect();
+                    let mut conn = conn.clone();
+                    async move {
+                        raw_publish(&mut conn, &bench.keys, "bench-e2e-raw", tails).await;
                     }
-                    start.elapsed()
-                }
+                })
             });
         });
     }
     stop.cancel();
-
-    // The baseline: the same commands from a hand-written producer and worker.
-    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
-    let raw_rx = Arc::new(tokio::sync::Mutex::new(raw_rx));
-    let raw_stop = CancellationToken::new();
-    bench.runtime.block_on(async {
-        declare_raw(&mut bench.raw().await, &bench.keys, "bench-e2e-raw").await;
-    });
-    let (conn, wake) = bench.runtime.block_on(async {
-        let client = redis::Client::open(bench.url.as_str()).unwrap();
-        let mut wake = client.get_async_pubsub().await.unwrap();
-        wake.subscribe(bench.keys.wake_channel()).await.unwrap();
-        (bench.raw().await, wake)
-    });
-    let worker_stop = raw_stop.clone();
-    bench.runtime.spawn(raw_worker(
-        conn,
-        wake,
-        bench.keys.clone(),
-        "bench-e2e-raw",
-        raw_tx,
-        worker_stop,
-    ));
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        let body = body.clone();
-        let headers = headers.clone();
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| {
-                let raw_rx = raw_rx.clone();
-                let body = body.clone();
-                let headers = headers.clone();
-                async move {
-                    let mut conn = bench.raw().await;
-                    let mut done = raw_rx.lock().await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let tails = (0..batch).map(|_| raw_tail("bench-e2e-raw", &body, &headers));
-                        raw_publish(&mut conn, &bench.keys, "bench-e2e-raw", tails).await;
-                        for _ in 0..batch {
-                            done.recv().await.expect("a task finished");
-                        }
-                    }
-                    start.elapsed()
-                }
-            });
-        });
-    }
-    raw_stop.cancel();
     group.finish();
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn main() {
