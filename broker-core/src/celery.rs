@@ -348,48 +348,50 @@ impl TaskHeaders {
         {
             return Err(ProtocolError::ReservedHeader { name: name.clone() });
         }
-        let mut map = Map::new();
-        map.insert(H_LANG.into(), Value::String(self.lang.clone()));
-        map.insert(H_TASK.into(), Value::String(self.task.clone()));
-        map.insert(H_ID.into(), Value::String(self.id.clone()));
-        map.insert(H_SHADOW.into(), opt_string(self.shadow.as_ref()));
-        map.insert(H_ETA.into(), datetime_value(H_ETA, self.eta)?);
-        map.insert(H_EXPIRES.into(), datetime_value(H_EXPIRES, self.expires)?);
-        map.insert(H_GROUP.into(), opt_string(self.group.as_ref()));
-        map.insert(
+        // Collected, not inserted one by one: the map is then built sorted in one pass.
+        let mut entries: Vec<(String, Value)> =
+            Vec::with_capacity(STANDARD_HEADERS.len() + self.extra.len());
+        entries.push((H_LANG.into(), Value::String(self.lang.clone())));
+        entries.push((H_TASK.into(), Value::String(self.task.clone())));
+        entries.push((H_ID.into(), Value::String(self.id.clone())));
+        entries.push((H_SHADOW.into(), opt_string(self.shadow.as_ref())));
+        entries.push((H_ETA.into(), datetime_value(H_ETA, self.eta)?));
+        entries.push((H_EXPIRES.into(), datetime_value(H_EXPIRES, self.expires)?));
+        entries.push((H_GROUP.into(), opt_string(self.group.as_ref())));
+        entries.push((
             H_GROUP_INDEX.into(),
             self.group_index.map_or(Value::Null, Value::from),
-        );
-        map.insert(H_RETRIES.into(), Value::from(self.retries));
-        map.insert(
+        ));
+        entries.push((H_RETRIES.into(), Value::from(self.retries)));
+        entries.push((
             H_TIMELIMIT.into(),
             Value::Array(vec![
                 seconds_value(self.timelimit.0)?,
                 seconds_value(self.timelimit.1)?,
             ]),
-        );
-        map.insert(H_ROOT_ID.into(), opt_string(self.root_id.as_ref()));
-        map.insert(H_PARENT_ID.into(), opt_string(self.parent_id.as_ref()));
-        map.insert(H_ARGSREPR.into(), Value::String(self.argsrepr.clone()));
-        map.insert(H_KWARGSREPR.into(), Value::String(self.kwargsrepr.clone()));
-        map.insert(H_ORIGIN.into(), opt_string(self.origin.as_ref()));
-        map.insert(
+        ));
+        entries.push((H_ROOT_ID.into(), opt_string(self.root_id.as_ref())));
+        entries.push((H_PARENT_ID.into(), opt_string(self.parent_id.as_ref())));
+        entries.push((H_ARGSREPR.into(), Value::String(self.argsrepr.clone())));
+        entries.push((H_KWARGSREPR.into(), Value::String(self.kwargsrepr.clone())));
+        entries.push((H_ORIGIN.into(), opt_string(self.origin.as_ref())));
+        entries.push((
             H_IGNORE_RESULT.into(),
             self.ignore_result.map_or(Value::Null, Value::Bool),
-        );
-        map.insert(
+        ));
+        entries.push((
             H_REPLACED_TASK_NESTING.into(),
             Value::from(self.replaced_task_nesting),
-        );
-        map.insert(
+        ));
+        entries.push((
             H_STAMPED_HEADERS.into(),
             self.stamped_headers.as_ref().map_or(Value::Null, |names| {
                 Value::Array(names.iter().cloned().map(Value::String).collect())
             }),
-        );
-        map.insert(H_STAMPS.into(), Value::Object(self.stamps.clone()));
-        map.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(map)
+        ));
+        entries.push((H_STAMPS.into(), Value::Object(self.stamps.clone())));
+        entries.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(entries.into_iter().collect())
     }
 }
 
