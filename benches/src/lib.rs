@@ -3,3 +3,5 @@
 //! Every throughput group is named `<backend>/<operation>` and holds a `framework` and,
 //! where a raw client exists, a `raw` function per batch size; the `bench-ratios` binary
 //! prints framework throughput as a ratio of raw from criterion's saved estimates.
+
+pub mod finished;

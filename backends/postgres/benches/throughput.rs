@@ -12,9 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
+use broker_benches::finished::{self, Reporting};
 use broker_core::{
-    Delay, Headers, Message, Queue, ResultStore, TaskResult, TaskState,
+    Delay, Headers, Message, Queue,
     celery::TaskMessage,
     tasks::task_to_message,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
@@ -24,7 +24,7 @@ use broker_postgres::{
     sql::{Statements, channel},
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sqlx::{
     PgPool, Row,
     postgres::{PgListener, PgPoolOptions},
@@ -292,33 +292,6 @@ fn consume_ack(c: &mut Criterion, bench: &Bench) {
     group.finish();
 }
 
-/// The PostgreSQL result store, telling the benchmark when a task's SUCCESS was written.
-#[derive(Debug)]
-struct Signalling {
-    inner: PostgresResultStore,
-    done: mpsc::UnboundedSender<()>,
-}
-
-#[async_trait]
-impl ResultStore for Signalling {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn store(&self, result: &TaskResult) -> broker_core::Result<()> {
-        self.inner.store(result).await?;
-        if result.status == TaskState::Success {
-            let _ = self.done.send(());
-        }
-        Ok(())
-    }
-    async fn fetch(&self, task_id: &str) -> broker_core::Result<Option<TaskResult>> {
-        self.inner.fetch(task_id).await
-    }
-    async fn forget(&self, task_id: &str) -> broker_core::Result<()> {
-        self.inner.forget(task_id).await
-    }
-}
-
 async fn raw_store(bench: &Bench, task_id: &str, status: &str) {
     sqlx::query(&bench.sql.store_result)
         .bind(task_id)
@@ -376,17 +349,16 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
     settings(&mut group);
 
     // The framework: the worker runtime with a task that returns at once.
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+    let (done_tx, done) = finished::channel();
     let stop = CancellationToken::new();
     let queue = bench.runtime.block_on(async {
         let queue = bench.framework_queue("bench-e2e").await;
-        let store = Signalling {
-            inner: PostgresResultStore::connect(bench.config())
+        let store = Reporting::new(
+            PostgresResultStore::connect(bench.config())
                 .await
                 .expect("store"),
-            done: done_tx,
-        };
+            done_tx,
+        );
         let tasks = TaskRegistry::new().register("noop", |_: TaskRequest| async {
             Ok::<Value, TaskError>(Value::Null)
         });
@@ -404,29 +376,17 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| {
-                let queue = queue.clone();
-                let done_rx = done_rx.clone();
-                async move {
-                    let mut done = done_rx.lock().await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let messages = (0..batch)
-                            .map(|_| {
-                                let task = TaskMessage::new(
-                                    "noop",
-                                    vec![json!(1), json!(2)],
-                                    serde_json::Map::new(),
-                                );
-                                task_to_message(&task, Delay::Unsupported).expect("encode")
-                            })
-                            .collect();
-                        queue.publish_batch(messages).await.expect("publish");
-                        for _ in 0..batch {
-                            done.recv().await.expect("a task finished");
-                        }
-                    }
-                    start.elapsed()
-                }
+                done.time_rounds(iters, batch, |n| {
+                    let messages = (0..n)
+                        .map(|_| {
+                            let task =
+                                TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
+                            task_to_message(&task, Delay::Unsupported).expect("encode")
+                        })
+                        .collect();
+                    let queue = queue.clone();
+                    async move { queue.publish_batch(messages).await.expect("publish") }
+                })
             });
         });
     }
@@ -440,8 +400,7 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
         "content_encoding": message.properties.content_encoding,
         "correlation_id": message.properties.correlation_id,
     });
-    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
-    let raw_rx = Arc::new(tokio::sync::Mutex::new(raw_rx));
+    let (raw_tx, raw_done) = finished::channel();
     let raw_stop = CancellationToken::new();
     bench.runtime.block_on(bench.declare_raw("bench-e2e-raw"));
     bench
@@ -451,22 +410,10 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("raw", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| {
-                let raw_rx = raw_rx.clone();
-                let message = message.clone();
-                let properties = properties.clone();
-                async move {
-                    let mut done = raw_rx.lock().await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let raw =
-                            RawBatch::new(batch, &message.payload, &message.headers, &properties);
-                        raw_publish(bench, "bench-e2e-raw", raw).await;
-                        for _ in 0..batch {
-                            done.recv().await.expect("a task finished");
-                        }
-                    }
-                    start.elapsed()
-                }
+                raw_done.time_rounds(iters, batch, |n| {
+                    let raw = RawBatch::new(n, &message.payload, &message.headers, &properties);
+                    raw_publish(bench, "bench-e2e-raw", raw)
+                })
             });
         });
     }

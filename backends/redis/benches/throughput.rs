@@ -16,10 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use broker_benches::finished::{self, Reporting};
 use broker_core::{
-    Delay, Message, Queue, ResultStore, TaskResult, TaskState,
+    Delay, Message, Queue,
     celery::TaskMessage,
     tasks::task_to_message,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
@@ -292,33 +292,6 @@ fn consume_ack(c: &mut Criterion, bench: &Bench) {
     group.finish();
 }
 
-/// The Redis result store, telling the benchmark when a task's SUCCESS was written.
-#[derive(Debug)]
-struct Signalling {
-    inner: RedisResultStore,
-    done: mpsc::UnboundedSender<()>,
-}
-
-#[async_trait]
-impl ResultStore for Signalling {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn store(&self, result: &TaskResult) -> broker_core::Result<()> {
-        self.inner.store(result).await?;
-        if result.status == TaskState::Success {
-            let _ = self.done.send(());
-        }
-        Ok(())
-    }
-    async fn fetch(&self, task_id: &str) -> broker_core::Result<Option<TaskResult>> {
-        self.inner.fetch(task_id).await
-    }
-    async fn forget(&self, task_id: &str) -> broker_core::Result<()> {
-        self.inner.forget(task_id).await
-    }
-}
-
 /// What a hand-written worker reads from kombu's envelope to run a Celery task: the task's
 /// name and id from the headers, and the base64 body.
 #[derive(Deserialize)]
@@ -395,24 +368,6 @@ async fn raw_worker(
     }
 }
 
-/// Publishes `batch` tasks and waits until `done` has signalled each, `iters` times.
-async fn publish_and_wait<F: Future<Output = ()>>(
-    iters: u64,
-    batch: usize,
-    done: &tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
-    mut publish: impl FnMut(usize) -> F,
-) -> Duration {
-    let mut done = done.lock().await;
-    let start = Instant::now();
-    for _ in 0..iters {
-        publish(batch).await;
-        for _ in 0..batch {
-            done.recv().await.expect("a task finished");
-        }
-    }
-    start.elapsed()
-}
-
 /// Tasks through a worker, from publish to acknowledgement. The framework side is the worker
 /// runtime with a task that returns at once, fed by `Queue::publish_batch` of Celery task
 /// messages; the raw side is [`raw_worker`], fed by the publish script with envelopes built
@@ -435,11 +390,11 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
         // Producers and workers have connections of their own, as separate processes do.
         let queue = bench.framework_queue("bench-e2e").await;
         let worker_queue = bench.framework_queue("bench-e2e").await;
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let store = Signalling {
-            inner: RedisResultStore::connect(bench.config()).await.unwrap(),
-            done: done_tx,
-        };
+        let (framework_tx, framework_done) = finished::channel();
+        let store = Reporting::new(
+            RedisResultStore::connect(bench.config()).await.unwrap(),
+            framework_tx,
+        );
         let tasks = TaskRegistry::new().register("noop", |_: TaskRequest| async {
             Ok::<Value, TaskError>(Value::Null)
         });
@@ -455,7 +410,7 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
         declare_raw(&mut raw_conn, &bench.keys, "bench-e2e-raw").await;
         let mut wake = bench.raw_client().get_async_pubsub().await.unwrap();
         wake.subscribe(bench.keys.wake_channel()).await.unwrap();
-        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        let (raw_tx, raw_done) = finished::channel();
         tokio::spawn(raw_worker(
             bench.raw().await,
             bench.raw().await,
@@ -465,15 +420,14 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
             raw_tx,
             stop.clone(),
         ));
-        let done = |rx| tokio::sync::Mutex::new(rx);
-        (done(done_rx), done(raw_rx), queue, raw_conn)
+        (framework_done, raw_done, queue, raw_conn)
     });
 
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| {
-                publish_and_wait(iters, batch, &framework_done, |n| {
+                framework_done.time_rounds(iters, batch, |n| {
                     let messages = (0..n)
                         .map(|_| task_to_message(&new_task(), Delay::Unsupported).unwrap())
                         .collect();
@@ -487,7 +441,7 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
                 let conn = raw_conn.clone();
                 let (template_id, template_headers, body) =
                     (&template_id, &template_headers, &body);
-                publish_and_wait(iters, batch, &raw_done, move |n| {
+                raw_done.time_rounds(iters, batch, move |n| {
                     let tails: Vec<String> = (0..n)
                         .map(|_| {
                             let id = uuid::Uuid::new_v4().to_string();
