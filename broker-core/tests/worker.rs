@@ -126,6 +126,67 @@ async fn successful_task_records_its_result_and_is_acked() {
     assert!(left.is_empty(), "an acked task does not come back");
 }
 
+/// A result store whose STARTED writes are slow, recording the order writes finish in.
+#[derive(Debug)]
+struct SlowStart {
+    inner: MemoryResultStore,
+    written: Mutex<Vec<TaskState>>,
+}
+
+#[async_trait::async_trait]
+impl ResultStore for SlowStart {
+    fn backend(&self) -> &'static str {
+        "slow-start"
+    }
+    async fn store(&self, result: &broker_core::TaskResult) -> broker_core::Result<()> {
+        if result.status == TaskState::Started {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        self.inner.store(result).await?;
+        self.written.lock().unwrap().push(result.status);
+        Ok(())
+    }
+    async fn fetch(&self, id: &str) -> broker_core::Result<Option<broker_core::TaskResult>> {
+        self.inner.fetch(id).await
+    }
+    async fn forget(&self, id: &str) -> broker_core::Result<()> {
+        self.inner.forget(id).await
+    }
+}
+
+#[tokio::test]
+async fn started_is_written_while_the_task_runs_and_never_after_its_outcome() {
+    let mut setup = setup(Duration::from_secs(5)).await;
+    let store = Arc::new(SlowStart {
+        inner: MemoryResultStore::new(Duration::from_secs(3600)),
+        written: Mutex::default(),
+    });
+    setup.results = store.clone();
+    let ran = Arc::new(Mutex::new(None));
+    let seen = ran.clone();
+    let tasks = TaskRegistry::new().register("quick", move |_: TaskRequest| {
+        *seen.lock().unwrap() = Some(Instant::now());
+        async { Ok(json!("done")) }
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let sent = Instant::now();
+    let id = send(&setup, "quick", vec![]).await;
+
+    let done = wait_for_state(&setup, &id, TaskState::Success).await;
+    assert_eq!(done.result, json!("done"));
+    let started_running = ran.lock().unwrap().expect("the handler ran");
+    assert!(
+        started_running.duration_since(sent) < Duration::from_millis(800),
+        "the handler waited for the STARTED write"
+    );
+    assert_eq!(
+        *store.written.lock().unwrap(),
+        [TaskState::Started, TaskState::Success]
+    );
+    stop.cancel();
+    worker.await.expect("join");
+}
+
 #[tokio::test]
 async fn transient_failure_is_retried_with_exponential_backoff() {
     let setup = setup(Duration::from_secs(5)).await;
