@@ -79,6 +79,24 @@ pub enum LeaseExtension {
     },
 }
 
+/// What the token of a lease that ended can still do: the case of a slow consumer that
+/// settles a message after its lease ran out.
+///
+/// Ordered from no promise to the strongest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StaleTokens {
+    /// No promise: an old token may still settle the message, even after another consumer
+    /// received it (an SQS receipt handle can outlive its visibility timeout).
+    MaySettle,
+    /// Once the message was handed out again, the old token settles nothing: ack, nack and
+    /// extension give [`ErrorKind::LeaseLost`] and the new holder keeps the message. Until
+    /// then the old token still settles it (nobody else holds it).
+    RejectedOnceRedelivered,
+    /// Once its lease ended, a token settles nothing ([`ErrorKind::LeaseLost`]), whether or
+    /// not the message was handed out again; the message comes back for another consumer.
+    Rejected,
+}
+
 /// Whether a message can be published with a delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delay {
@@ -130,6 +148,8 @@ pub struct Capabilities {
     pub deduplication: Deduplication,
     /// What brings unacknowledged work back.
     pub redelivery: Redelivery,
+    /// What a token from a lease that ended can still do.
+    pub stale_tokens: StaleTokens,
     /// Delayed delivery.
     pub delay: Delay,
     /// Dead-lettering.
@@ -153,6 +173,7 @@ impl Capabilities {
             ordering: Ordering::None,
             deduplication: Deduplication::None,
             redelivery: Redelivery::OnDisconnect,
+            stale_tokens: StaleTokens::MaySettle,
             delay: Delay::Unsupported,
             dead_letter: DeadLetter::Unsupported,
             persistence: Persistence::Transient,

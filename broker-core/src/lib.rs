@@ -24,7 +24,7 @@ pub mod worker;
 pub use broker::{AckToken, Broker, DEAD_LETTER_REASON_HEADER, NackAction, Received};
 pub use capabilities::{
     Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension, Ordering,
-    Persistence, Redelivery, Requirement,
+    Persistence, Redelivery, Requirement, StaleTokens,
 };
 pub use delivery::{Delivery, SettleError};
 pub use error::{Error, ErrorKind, Operation, Result};

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 
 pub use cases::{CASES, Case, Gate};
-pub use runner::{CHILD_ENV, run_case, run_child};
+pub use runner::{CHILD_ENV, assert_covers, run_case, run_child};
 
 /// Why a broker or store could not be opened; the case is skipped (or fails under
 /// `BROKER_TEST_REQUIRE=all`).
@@ -110,6 +110,8 @@ macro_rules! suite {
             unacked_delivery_returns_after_its_lease,
             unacked_delivery_returns_when_its_consumer_disconnects,
             extended_lease_keeps_the_delivery_hidden,
+            old_token_of_a_redelivered_message_settles_nothing,
+            ack_after_the_lease_ended_is_lease_lost,
             order_is_kept_per_queue_under_concurrent_consumers,
             order_is_kept_per_key_under_concurrent_consumers,
             duplicate_within_the_window_is_delivered_once,
@@ -136,6 +138,13 @@ macro_rules! suite {
                     $crate::run_case(stringify!($module), stringify!($case), || $harness);
                 }
             )+
+
+            /// Not a case: fails when a case of the suite has no test above (or the list
+            /// names one the suite does not have).
+            #[test]
+            fn every_case_of_the_suite_has_a_test() {
+                $crate::assert_covers(&[$(stringify!($case)),+]);
+            }
 
             /// Not a case: the entry point of the child consumer process that the crash case
             /// spawns from this same binary. Does nothing unless that case set its variable.

@@ -36,6 +36,27 @@ fn skip(case: &str, reason: &str, broker_missing: bool) {
     let _ = std::io::stdout().flush();
 }
 
+/// Checks that `tests` (the tests [`suite!`](crate::suite) made) are exactly the suite's
+/// cases.
+///
+/// # Panics
+/// Naming the cases without a test and the tests without a case.
+pub fn assert_covers(tests: &[&str]) {
+    let untested: Vec<&str> = CASES
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| !tests.contains(name))
+        .collect();
+    let unknown: Vec<&&str> = tests
+        .iter()
+        .filter(|name| !CASES.iter().any(|c| c.name == **name))
+        .collect();
+    assert!(
+        untested.is_empty() && unknown.is_empty(),
+        "cases without a test: {untested:?}; tests without a case: {unknown:?}"
+    );
+}
+
 /// Runs the case called `name` against the harness `make` builds; `module` is the test module
 /// the [`suite!`](crate::suite) macro made (the crash case re-runs it as a child process).
 ///

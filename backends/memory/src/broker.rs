@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use broker_core::{
     AckToken, Broker, Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication, Delay,
     DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering,
-    Persistence, Received, Redelivery, Result,
+    Persistence, Received, Redelivery, Result, StaleTokens,
 };
 use tokio::time::Instant;
 
@@ -122,6 +122,7 @@ impl MemoryBroker {
                     max: Duration::from_secs(24 * 3600),
                 },
             },
+            stale_tokens: StaleTokens::Rejected,
             delay: Delay::UpTo {
                 max: Duration::from_secs(365 * 24 * 3600),
             },
@@ -341,9 +342,10 @@ impl Broker for MemoryBroker {
         let mut state = self.open(Operation::Ack)?;
         let q = Self::queue_mut(&mut state.queues, queue, Operation::Ack)?;
         let mut lost = None;
+        let now = Instant::now();
         for token in tokens {
             let (seq, lease) = Self::parse_token(token, Operation::Ack)?;
-            if q.settle(seq, lease).is_none() {
+            if q.settle(seq, lease, now).is_none() {
                 lost.get_or_insert(token);
             }
         }
@@ -357,7 +359,7 @@ impl Broker for MemoryBroker {
         let state = &mut *guard;
         let q = Self::queue_mut(&mut state.queues, queue, Operation::Nack)?;
         let stored = q
-            .settle(seq, lease)
+            .settle(seq, lease, now)
             .ok_or_else(|| Self::lease_lost(token, Operation::Nack))?;
         let (how, reason) = match action {
             NackAction::Requeue => (Return::Ready, self.exhausted_reason()),
@@ -375,7 +377,8 @@ impl Broker for MemoryBroker {
         let (seq, id) = Self::parse_token(token, Operation::ExtendLease)?;
         let mut state = self.open(Operation::ExtendLease)?;
         let q = Self::queue_mut(&mut state.queues, queue, Operation::ExtendLease)?;
-        if q.extend(seq, id, Instant::now() + lease) {
+        let now = Instant::now();
+        if q.extend(seq, id, now, now + lease) {
             Ok(())
         } else {
             Err(Self::lease_lost(token, Operation::ExtendLease))

@@ -152,10 +152,11 @@ impl QueueState {
         out
     }
 
-    /// Ends a lease held under `lease`; `None` if that lease is no longer current.
-    pub(crate) fn settle(&mut self, seq: u64, lease: u64) -> Option<Stored> {
+    /// Ends a lease held under `lease`; `None` if that lease is no longer current: handed out
+    /// again, or ended by `now` (even if nobody took the message back yet).
+    pub(crate) fn settle(&mut self, seq: u64, lease: u64, now: Instant) -> Option<Stored> {
         match self.leased.get(&seq) {
-            Some(l) if l.lease == lease => {
+            Some(l) if l.lease == lease && l.until > now => {
                 let leased = self.leased.remove(&seq)?;
                 self.lease_ends.remove(&(leased.until, seq));
                 Some(leased.stored)
@@ -164,10 +165,11 @@ impl QueueState {
         }
     }
 
-    /// Moves the end of a current lease; `false` if that lease is no longer current.
-    pub(crate) fn extend(&mut self, seq: u64, lease: u64, until: Instant) -> bool {
+    /// Moves the end of a current lease to `until`; `false` if that lease is no longer
+    /// current at `now` (see [`settle`](Self::settle)).
+    pub(crate) fn extend(&mut self, seq: u64, lease: u64, now: Instant, until: Instant) -> bool {
         match self.leased.get_mut(&seq) {
-            Some(l) if l.lease == lease => {
+            Some(l) if l.lease == lease && l.until > now => {
                 self.lease_ends.remove(&(l.until, seq));
                 l.until = until;
                 self.lease_ends.insert((until, seq));

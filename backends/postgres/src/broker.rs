@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use broker_core::{
     AckToken, Broker, Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication, Delay,
     DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Message, NackAction, Operation,
-    Ordering, Persistence, Properties, Received, Redelivery, Result,
+    Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
 };
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
@@ -104,6 +104,9 @@ impl PostgresBroker {
                 default_lease: config.visibility_timeout,
                 extension: LeaseExtension::UpTo { max: MAX_LEASE },
             },
+            // A settle matches the row's current lease token, which changes when the row is
+            // claimed again; an expired lease nobody claimed yet can still be settled.
+            stale_tokens: StaleTokens::RejectedOnceRedelivered,
             delay: Delay::UpTo { max: MAX_DELAY },
             dead_letter: DeadLetter::Queue {
                 max_receives: config.max_receives,

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use broker_core::{
     AckToken, Broker, Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, Error,
     ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering, Persistence, Received,
-    Redelivery, Result,
+    Redelivery, Result, StaleTokens,
 };
 use redis::{Value, aio::ConnectionManager};
 use tokio::{task::JoinHandle, time::Instant};
@@ -338,6 +338,8 @@ fn capabilities(config: &RedisConfig, persistence: Persistence) -> Capabilities 
             default_lease: config.visibility_timeout,
             extension: LeaseExtension::UpTo { max: MAX_LEASE },
         },
+        // Every settle script checks that the lease is current, not only that it is recorded.
+        stale_tokens: StaleTokens::Rejected,
         delay: Delay::UpTo { max: MAX_DELAY },
         dead_letter: DeadLetter::Queue {
             max_receives: config.max_receives,

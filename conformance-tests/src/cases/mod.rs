@@ -16,7 +16,7 @@ use std::{
 
 use broker_core::{
     Broker, Capabilities, DeadLetter, Deduplication, Delay, Delivery, Ordering, Persistence, Queue,
-    Redelivery,
+    Redelivery, StaleTokens,
 };
 
 use crate::{Harness, Settings};
@@ -49,6 +49,10 @@ pub enum Gate {
     OnDisconnect,
     /// Extendable leases.
     LeaseExtension,
+    /// Leases, and the token of a message handed out again settles nothing.
+    StaleTokenAfterRedelivery,
+    /// Leases, and a token settles nothing once its lease ended.
+    StaleTokenAfterLease,
     /// Delayed delivery.
     Delay,
     /// Deduplication by id.
@@ -77,6 +81,14 @@ impl Gate {
             Self::Lease => matches!(caps.redelivery, Redelivery::Lease { .. }),
             Self::OnDisconnect => caps.redelivery == Redelivery::OnDisconnect,
             Self::LeaseExtension => caps.max_lease().is_some(),
+            Self::StaleTokenAfterRedelivery => {
+                matches!(caps.redelivery, Redelivery::Lease { .. })
+                    && caps.stale_tokens >= StaleTokens::RejectedOnceRedelivered
+            }
+            Self::StaleTokenAfterLease => {
+                matches!(caps.redelivery, Redelivery::Lease { .. })
+                    && caps.stale_tokens == StaleTokens::Rejected
+            }
             Self::Delay => caps.delay != Delay::Unsupported,
             Self::Deduplication => caps.deduplication != Deduplication::None,
             Self::OrderPerQueue => caps.ordering == Ordering::PerQueue,
@@ -94,6 +106,8 @@ impl Gate {
             Self::Lease => "lease-based redelivery",
             Self::OnDisconnect => "redelivery on disconnect",
             Self::LeaseExtension => "lease extension",
+            Self::StaleTokenAfterRedelivery => "leases whose old tokens fail once redelivered",
+            Self::StaleTokenAfterLease => "leases whose tokens fail once they end",
             Self::Delay => "delayed delivery",
             Self::Deduplication => "deduplication",
             Self::OrderPerQueue => "ordering per queue",
@@ -143,6 +157,14 @@ pub static CASES: &[Case] = &[
     case!(
         redelivery::extended_lease_keeps_the_delivery_hidden,
         Gate::LeaseExtension
+    ),
+    case!(
+        redelivery::old_token_of_a_redelivered_message_settles_nothing,
+        Gate::StaleTokenAfterRedelivery
+    ),
+    case!(
+        redelivery::ack_after_the_lease_ended_is_lease_lost,
+        Gate::StaleTokenAfterLease
     ),
     case!(
         order::order_is_kept_per_queue_under_concurrent_consumers,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use broker_core::{
-    Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Message, NackAction, Queue,
+    Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, ErrorKind, Message, NackAction, Queue,
 };
 use tokio::time::Instant;
 
@@ -102,6 +102,75 @@ pub(super) async fn unacked_delivery_returns_after_its_lease(ctx: Ctx) -> Result
     assert!(back.redelivered());
     assert_eq!(back.receive_count(), 2);
     back.ack().await.expect("the new holder can ack");
+    Ok(())
+}
+
+/// Asserts that settling with `delivery`'s token fails with `LeaseLost`, by ack and by nack.
+async fn assert_settles_nothing(delivery: broker_core::Delivery) {
+    let refused = delivery.ack().await.expect_err("an old token cannot ack");
+    assert_eq!(
+        refused.error.kind(),
+        ErrorKind::LeaseLost,
+        "{}",
+        refused.error
+    );
+    let refused = refused
+        .delivery
+        .nack(NackAction::Requeue)
+        .await
+        .expect_err("an old token cannot nack");
+    assert_eq!(
+        refused.error.kind(),
+        ErrorKind::LeaseLost,
+        "{}",
+        refused.error
+    );
+}
+
+pub(super) async fn old_token_of_a_redelivered_message_settles_nothing(
+    ctx: Ctx,
+) -> Result<(), Skip> {
+    let queue = ctx.queue().await;
+    let lease = lease(ctx.caps(), &ctx);
+    queue.publish(Message::new("slow")).await.expect("publish");
+    let slow = one(&queue, Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    let second = one(&queue, lease + Duration::from_secs(10))
+        .await
+        .expect("back after the lease");
+    assert_eq!(second.id(), slow.id());
+    assert!(second.redelivered());
+
+    assert_settles_nothing(slow).await;
+    let still_hidden = queue.receive(1, lease / 4).await.expect("receive");
+    assert!(
+        still_hidden.is_empty(),
+        "the old token's nack handed the message out again"
+    );
+    second.ack().await.expect("the new holder settles it");
+    let gone = queue.receive(1, lease / 4).await.expect("receive");
+    assert!(gone.is_empty(), "acked by its new holder, yet back");
+    Ok(())
+}
+
+pub(super) async fn ack_after_the_lease_ended_is_lease_lost(ctx: Ctx) -> Result<(), Skip> {
+    let queue = ctx.queue().await;
+    let lease = lease(ctx.caps(), &ctx);
+    queue.publish(Message::new("late")).await.expect("publish");
+    let late = one(&queue, Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    let id = late.id().to_owned();
+    tokio::time::sleep(lease + Duration::from_millis(500)).await;
+
+    assert_settles_nothing(late).await;
+    let back = one(&queue, Duration::from_secs(10))
+        .await
+        .expect("a message whose ack came too late comes back");
+    assert_eq!(back.id(), id);
+    assert!(back.redelivered());
+    back.ack().await.expect("ack");
     Ok(())
 }
 
