@@ -3,14 +3,24 @@
 use std::time::Duration;
 
 use broker_core::{
-    Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, ErrorKind, Message, NackAction, Queue,
+    Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Delivery, ErrorKind, Message, NackAction,
+    Queue,
 };
 use tokio::time::Instant;
 
 use super::{Ctx, Skip, receive_at_least, text};
 
-async fn one(queue: &Queue, within: Duration) -> Option<broker_core::Delivery> {
+async fn one(queue: &Queue, within: Duration) -> Option<Delivery> {
     receive_at_least(queue, 1, within).await.into_iter().next()
+}
+
+/// Receives the message `id` again within `within`, marked redelivered; `what` says why it
+/// should be back.
+async fn comes_back(queue: &Queue, id: &str, within: Duration, what: &str) -> Delivery {
+    let back = one(queue, within).await.expect(what);
+    assert_eq!(back.id(), id, "{what}: another message came");
+    assert!(back.redelivered(), "{what}: not marked redelivered");
+    back
 }
 
 fn lease(caps: &Capabilities, ctx: &Ctx) -> Duration {
@@ -29,12 +39,8 @@ pub(super) async fn nack_requeues_the_delivery(ctx: Ctx) -> Result<(), Skip> {
     let id = first.id().to_owned();
     first.nack(NackAction::Requeue).await.expect("nack");
 
-    let second = one(&queue, Duration::from_secs(10))
-        .await
-        .expect("requeued at once");
-    assert_eq!(second.id(), id);
+    let second = comes_back(&queue, &id, Duration::from_secs(10), "requeued at once").await;
     assert_eq!(text(&second), "again");
-    assert!(second.redelivered());
     assert_eq!(second.receive_count(), 2);
     second.ack().await.expect("ack");
     Ok(())
@@ -106,7 +112,7 @@ pub(super) async fn unacked_delivery_returns_after_its_lease(ctx: Ctx) -> Result
 }
 
 /// Asserts that settling with `delivery`'s token fails with `LeaseLost`, by ack and by nack.
-async fn assert_settles_nothing(delivery: broker_core::Delivery) {
+async fn assert_settles_nothing(delivery: Delivery) {
     let refused = delivery.ack().await.expect_err("an old token cannot ack");
     assert_eq!(
         refused.error.kind(),
@@ -165,11 +171,8 @@ pub(super) async fn ack_after_the_lease_ended_is_lease_lost(ctx: Ctx) -> Result<
     tokio::time::sleep(lease + Duration::from_millis(500)).await;
 
     assert_settles_nothing(late).await;
-    let back = one(&queue, Duration::from_secs(10))
-        .await
-        .expect("a message whose ack came too late comes back");
-    assert_eq!(back.id(), id);
-    assert!(back.redelivered());
+    let why = "a message whose ack came too late comes back";
+    let back = comes_back(&queue, &id, Duration::from_secs(10), why).await;
     back.ack().await.expect("ack");
     Ok(())
 }
@@ -190,11 +193,8 @@ pub(super) async fn unacked_delivery_returns_when_its_consumer_disconnects(
     let id = first.id().to_owned();
     connection.close().await.expect("close");
 
-    let back = one(&queue, Duration::from_secs(15))
-        .await
-        .expect("back after the disconnect");
-    assert_eq!(back.id(), id);
-    assert!(back.redelivered());
+    let why = "back after the disconnect";
+    let back = comes_back(&queue, &id, Duration::from_secs(15), why).await;
     back.ack().await.expect("ack");
     Ok(())
 }
