@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 
 pub use cases::{CASES, Case, Gate};
-pub use runner::{CHILD_ENV, assert_covers, run_case, run_child};
+pub use runner::{CHILD_ENV, CHILD_LOCATOR_ENV, assert_covers, run_case, run_child};
 
 /// Why a broker or store could not be opened; the case is skipped (or fails under
 /// `BROKER_TEST_REQUIRE=all`).
@@ -79,6 +79,21 @@ pub trait Harness: Send + Sync + 'static {
     fn shared_across_processes(&self) -> bool {
         true
     }
+
+    /// What the crash case's child process needs to reach this harness's broker (a schema, a
+    /// key prefix, a private server's port), when it cannot find it alone. The child's harness
+    /// constructor reads it back with [`child_locator`]. Default: nothing.
+    fn child_locator(&self) -> Option<String> {
+        None
+    }
+}
+
+/// In the crash case's child process, what the parent's harness returned from
+/// [`Harness::child_locator`]; `None` in any other process.
+#[must_use]
+pub fn child_locator() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()?;
+    std::env::var(CHILD_LOCATOR_ENV).ok()
 }
 
 /// The command that re-runs the current test binary as a child consumer process (see

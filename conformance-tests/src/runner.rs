@@ -12,6 +12,8 @@ use crate::{CASES, Harness, Settings, Unavailable, cases::Ctx};
 
 /// The variable that makes the test binary act as a child consumer; it names the queue.
 pub const CHILD_ENV: &str = "CONFORMANCE_CHILD_QUEUE";
+/// The variable that carries the parent harness's [`Harness::child_locator`] to the child.
+pub const CHILD_LOCATOR_ENV: &str = "CONFORMANCE_CHILD_LOCATOR";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

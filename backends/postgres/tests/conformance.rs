@@ -6,10 +6,9 @@
 //! - `durable`: against a private server each test starts in a temporary directory, which the
 //!   restart case kills (`pg_ctl stop -m immediate`, as a crash) and starts again.
 //!
-//! The crash case re-runs this binary as a child consumer that receives from the queue named
-//! in `CONFORMANCE_CHILD_QUEUE`. The child must reach the same schema (and, for `durable`, the
-//! same server), so the harnesses put them into queue names: `<base>@<schema>` and
-//! `<base>@<port>`.
+//! The crash case re-runs this binary as a child consumer. It must reach the same schema (and,
+//! for `durable`, the same server): the harnesses hand it the schema name or the server's port
+//! as their child locator.
 
 mod support;
 
@@ -18,19 +17,9 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
-use conformance_tests::{CHILD_ENV, Harness, Settings, Unavailable};
+use conformance_tests::{Harness, Settings, Unavailable};
 use support::{PrivateServer, TestSchema};
 use tokio::sync::OnceCell;
-
-/// What a queue name carries after this separator (see the module documentation).
-const TAG: char = '@';
-
-/// The tag of the queue the parent asked this child process to consume, if it is one.
-fn child_tag() -> Option<String> {
-    let queue = std::env::var(CHILD_ENV).ok()?;
-    let (_, tag) = queue.rsplit_once(TAG)?;
-    Some(tag.to_owned())
-}
 
 fn settings_config(url: &str, schema: &str, settings: Settings) -> PostgresConfig {
     PostgresConfig {
@@ -81,13 +70,13 @@ impl Harness for SharedServer {
         Some(open_store(config).await)
     }
 
-    fn queue_name(&self, base: &str) -> String {
-        format!("{base}{TAG}{}", self.schema.name)
+    fn child_locator(&self) -> Option<String> {
+        Some(self.schema.name.clone())
     }
 }
 
 fn harness() -> SharedServer {
-    let schema = match child_tag() {
+    let schema = match conformance_tests::child_locator() {
         Some(schema) => TestSchema::borrowed(&schema),
         None => TestSchema::fresh(),
     };
@@ -147,13 +136,13 @@ impl Harness for PrivateHarness {
         Some(open_store(config).await)
     }
 
-    fn queue_name(&self, base: &str) -> String {
+    fn child_locator(&self) -> Option<String> {
         match self {
             Self::Own(server) => match server.get() {
-                Some(Ok(server)) => format!("{base}{TAG}{}", server.port()),
-                _ => base.to_owned(),
+                Some(Ok(server)) => Some(server.port().to_string()),
+                _ => None,
             },
-            Self::Parent { port } => format!("{base}{TAG}{port}"),
+            Self::Parent { port } => Some(port.to_string()),
         }
     }
 
@@ -171,7 +160,7 @@ impl Harness for PrivateHarness {
 }
 
 fn private_server_harness() -> PrivateHarness {
-    match child_tag().and_then(|tag| tag.parse().ok()) {
+    match conformance_tests::child_locator().and_then(|port| port.parse().ok()) {
         Some(port) => PrivateHarness::Parent { port },
         None => PrivateHarness::Own(OnceCell::new()),
     }

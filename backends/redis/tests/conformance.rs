@@ -9,12 +9,12 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
-use conformance_tests::{CHILD_ENV, Harness, Settings, Unavailable, endpoint::broker_url};
+use conformance_tests::{Harness, Settings, Unavailable, endpoint::broker_url};
 use support::PrivateServer;
 
 /// Where a harness's broker lives. A child consumer process (the crash case) finds the same
-/// server and key prefix through the queue name it is given: `<base>.<token>`, the token being
-/// `<random>` on the shared server and `<random>-<port>` on a private one.
+/// server and key prefix through its child locator, the harness's token: `<random>` on the
+/// shared server and `<random>-<port>` on a private one.
 enum Server {
     Shared(Result<String, Unavailable>),
     Private(Result<Arc<PrivateServer>, String>),
@@ -91,8 +91,8 @@ impl Harness for Redis {
         )
     }
 
-    fn queue_name(&self, base: &str) -> String {
-        format!("{base}.{}", self.token)
+    fn child_locator(&self) -> Option<String> {
+        Some(self.token.clone())
     }
 
     async fn restart(&self) -> Option<Result<(), String>> {
@@ -114,15 +114,9 @@ fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
-/// The token of the queue a child consumer was given, when this process is one.
-fn child_token() -> Option<String> {
-    let queue = std::env::var(CHILD_ENV).ok()?;
-    Some(queue.rsplit_once('.')?.1.to_owned())
-}
-
 fn harness() -> Redis {
     let server = Server::Shared(broker_url(support::URL_VAR));
-    match child_token() {
+    match conformance_tests::child_locator() {
         Some(token) => Redis {
             server,
             token,
@@ -137,11 +131,11 @@ fn harness() -> Redis {
 }
 
 fn private_server_harness() -> Redis {
-    if let Some(token) = child_token() {
+    if let Some(token) = conformance_tests::child_locator() {
         let port = token
             .rsplit_once('-')
             .and_then(|(_, port)| port.parse().ok())
-            .expect("a private-server queue name ends with its port");
+            .expect("a private server's locator ends with its port");
         return Redis {
             server: Server::PrivatePort(port),
             token,

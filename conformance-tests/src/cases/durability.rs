@@ -6,7 +6,7 @@ use broker_core::{Message, Queue};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{Ctx, Skip, receive_at_least, text};
-use crate::{CHILD_ENV, child_command};
+use crate::{CHILD_ENV, CHILD_LOCATOR_ENV, child_command};
 
 pub(super) async fn killed_consumer_loses_nothing(ctx: Ctx) -> Result<(), Skip> {
     let queue = ctx.queue().await;
@@ -21,6 +21,9 @@ pub(super) async fn killed_consumer_loses_nothing(ctx: Ctx) -> Result<(), Skip> 
         .env(CHILD_ENV, queue.name())
         .stdout(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(locator) = ctx.harness.child_locator() {
+        command.env(CHILD_LOCATOR_ENV, locator);
+    }
     let mut child = command.spawn().expect("spawn the child consumer");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let received = tokio::time::timeout(Duration::from_secs(60), async {
