@@ -3,7 +3,9 @@
 //! that the ratio of the two is the framework's overhead.
 //!
 //! Groups `postgres/publish`, `postgres/consume_ack` and `postgres/end_to_end`, each with
-//! `framework` and `raw` at batch sizes 1, 10 and 100; throughput in messages (tasks). Needs
+//! `framework` and `raw` at batch sizes 1, 10 and 100; throughput in messages (tasks). The raw
+//! end-to-end worker reads each task's name, id and arguments, as any worker must; its producer
+//! gives every task a fresh id. Needs
 //! `BROKER_TEST_POSTGRES_URL`; without it the benchmark prints why and does nothing. Its tables
 //! live in a fresh schema, dropped at the end.
 
@@ -124,6 +126,26 @@ impl RawBatch {
             delays: vec![0.0; count],
         }
     }
+
+    /// `count` tasks made from one Celery message, each with a fresh task id, as a
+    /// hand-written producer would send them.
+    fn tasks(count: usize, template: &Message, properties: &Value) -> Self {
+        let mut batch = Self::new(count, &template.payload, &template.headers, properties);
+        for Json(headers) in &mut batch.headers {
+            let id = Value::from(uuid::Uuid::new_v4().to_string());
+            headers.insert("root_id".to_owned(), id.clone());
+            headers.insert("id".to_owned(), id);
+        }
+        batch
+    }
+}
+
+/// A leased message, as the claim statement returns it.
+struct Claimed {
+    id: i64,
+    token: i64,
+    payload: Vec<u8>,
+    headers: Value,
 }
 
 async fn raw_publish(bench: &Bench, queue: &str, batch: RawBatch) {
@@ -143,8 +165,8 @@ async fn raw_publish(bench: &Bench, queue: &str, batch: RawBatch) {
     assert!(row.get::<bool, _>("queue_exists"));
 }
 
-/// Claims up to `max`: (id, lease token, payload) of each.
-async fn raw_claim(bench: &Bench, queue: &str, max: usize) -> Vec<(i64, i64, Vec<u8>)> {
+/// Claims up to `max` messages.
+async fn raw_claim(bench: &Bench, queue: &str, max: usize) -> Vec<Claimed> {
     sqlx::query(&bench.sql.claim)
         .bind(queue)
         .bind(max as i64)
@@ -161,8 +183,13 @@ async fn raw_claim(bench: &Bench, queue: &str, max: usize) -> Vec<(i64, i64, Vec
         // A row without an id is the statement's "nothing leased" report.
         .filter_map(|row| {
             let id: i64 = row.get::<Option<i64>, _>("id")?;
-            let _headers: Json<Value> = row.get("headers");
-            Some((id, row.get("lease_token"), row.get("payload")))
+            let Json(headers): Json<Value> = row.get("headers");
+            Some(Claimed {
+                id,
+                token: row.get("lease_token"),
+                payload: row.get("payload"),
+                headers,
+            })
         })
         .collect()
 }
@@ -279,8 +306,7 @@ fn consume_ack(c: &mut Criterion, bench: &Bench) {
                 for _ in 0..iters {
                     let got = raw_claim(bench, "bench-consume", batch).await;
                     assert_eq!(got.len(), batch);
-                    let held: Vec<(i64, i64)> =
-                        got.iter().map(|(id, token, _)| (*id, *token)).collect();
+                    let held: Vec<(i64, i64)> = got.iter().map(|c| (c.id, c.token)).collect();
                     raw_ack(bench, "bench-consume", &held).await;
                 }
                 let took = start.elapsed();
@@ -306,8 +332,9 @@ async fn raw_store(bench: &Bench, task_id: &str, status: &str) {
 }
 
 /// A minimal hand-written worker with the same statements and concurrency as the runtime:
-/// claim up to the free slots (waiting on LISTEN when the queue is empty), then per task write
-/// STARTED, run nothing, write SUCCESS, signal, ack.
+/// claim up to the free slots (waiting on LISTEN when the queue is empty), then per task read
+/// its name and id from the headers and its `[args, kwargs, embed]` body, write STARTED, run
+/// nothing, write SUCCESS, signal, ack.
 async fn raw_worker(
     bench: &'static Bench,
     queue: &'static str,
@@ -330,14 +357,20 @@ async fn raw_worker(
             let _ = tokio::time::timeout(Duration::from_millis(100), listener.recv()).await;
             continue;
         }
-        for ((id, token, _payload), permit) in got.into_iter().zip(permits) {
+        for (claimed, permit) in got.into_iter().zip(permits) {
             let done = done.clone();
             tokio::spawn(async move {
-                let task_id = id.to_string();
-                raw_store(bench, &task_id, "STARTED").await;
-                raw_store(bench, &task_id, "SUCCESS").await;
+                let (args, _kwargs, _embed): (Vec<Value>, Map<String, Value>, Value) =
+                    serde_json::from_slice(&claimed.payload).expect("a Celery body");
+                assert_eq!(
+                    (claimed.headers["task"].as_str(), args.len()),
+                    (Some("noop"), 2)
+                );
+                let task_id = claimed.headers["id"].as_str().expect("a task id");
+                raw_store(bench, task_id, "STARTED").await;
+                raw_store(bench, task_id, "SUCCESS").await;
                 let _ = done.send(());
-                raw_ack(bench, queue, &[(id, token)]).await;
+                raw_ack(bench, queue, &[(claimed.id, claimed.token)]).await;
                 drop(permit);
             });
         }
@@ -393,7 +426,7 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
     stop.cancel();
 
     // The baseline: the same statements from a hand-written producer and worker.
-    let template = TaskMessage::new("noop", vec![json!(1), json!(2)], serde_json::Map::new());
+    let template = TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
     let message = task_to_message(&template, Delay::Unsupported).expect("encode");
     let properties = json!({
         "content_type": message.properties.content_type,
@@ -411,7 +444,7 @@ fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
         group.bench_function(BenchmarkId::new("raw", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| {
                 raw_done.time_rounds(iters, batch, |n| {
-                    let raw = RawBatch::new(n, &message.payload, &message.headers, &properties);
+                    let raw = RawBatch::tasks(n, &message, &properties);
                     raw_publish(bench, "bench-e2e-raw", raw)
                 })
             });
