@@ -187,6 +187,125 @@ async fn started_is_written_while_the_task_runs_and_never_after_its_outcome() {
     worker.await.expect("join");
 }
 
+/// The in-process broker, counting ack calls and holding the first one for a second.
+#[derive(Debug)]
+struct SlowFirstAck {
+    inner: MemoryBroker,
+    calls: Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl Broker for SlowFirstAck {
+    fn capabilities(&self) -> &broker_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn declare_queue(&self, queue: &str) -> broker_core::Result<()> {
+        self.inner.declare_queue(queue).await
+    }
+    async fn delete_queue(&self, queue: &str) -> broker_core::Result<()> {
+        self.inner.delete_queue(queue).await
+    }
+    async fn publish(&self, queue: &str, batch: &[Message]) -> broker_core::Result<()> {
+        self.inner.publish(queue, batch).await
+    }
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        wait: Duration,
+    ) -> broker_core::Result<Vec<broker_core::Received>> {
+        self.inner.receive(queue, max, wait).await
+    }
+    async fn ack(&self, queue: &str, tokens: &[broker_core::AckToken]) -> broker_core::Result<()> {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(tokens.len());
+            calls.len() == 1
+        };
+        if first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        self.inner.ack(queue, tokens).await
+    }
+    async fn nack(
+        &self,
+        queue: &str,
+        token: &broker_core::AckToken,
+        action: &broker_core::NackAction,
+    ) -> broker_core::Result<()> {
+        self.inner.nack(queue, token, action).await
+    }
+    async fn extend_lease(
+        &self,
+        queue: &str,
+        token: &broker_core::AckToken,
+        lease: Duration,
+    ) -> broker_core::Result<()> {
+        self.inner.extend_lease(queue, token, lease).await
+    }
+    fn dead_letter_queue(&self, queue: &str) -> Option<String> {
+        self.inner.dead_letter_queue(queue)
+    }
+    async fn close(&self) -> broker_core::Result<()> {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
+    let broker = Arc::new(SlowFirstAck {
+        inner: MemoryBroker::new(MemoryConfig {
+            visibility_timeout: Duration::from_secs(30),
+            ..MemoryConfig::default()
+        }),
+        calls: Mutex::default(),
+    });
+    let queue = Queue::declare(broker.clone(), "tasks")
+        .await
+        .expect("declare");
+    let setup = Setup {
+        queue,
+        results: Arc::new(MemoryResultStore::new(Duration::from_secs(3600))),
+    };
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(send(&setup, "echo", vec![json!(n)]).await);
+    }
+    let tasks =
+        TaskRegistry::new().register(
+            "echo",
+            |req: TaskRequest| async move { Ok(req.args[0].clone()) },
+        );
+    let options = WorkerOptions {
+        concurrency: 10,
+        prefetch: 10,
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    for id in &ids {
+        wait_for_state(&setup, id, TaskState::Success).await;
+    }
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").succeeded, 10);
+
+    let calls = broker.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        10,
+        "every task acked once: {calls:?}"
+    );
+    assert!(
+        calls.len() <= 3,
+        "acks made while the first was in flight went out together: {calls:?}"
+    );
+    let left = setup
+        .queue
+        .receive(10, Duration::from_millis(200))
+        .await
+        .expect("receive");
+    assert!(left.is_empty(), "acked before the worker returned");
+}
+
 #[tokio::test]
 async fn transient_failure_is_retried_with_exponential_backoff() {
     let setup = setup(Duration::from_secs(5)).await;

@@ -1,6 +1,7 @@
 //! The worker runtime: registered tasks run from a queue, with leases, retries,
 //! dead-lettering, result states and graceful shutdown written once for every backend.
 
+mod acker;
 mod lease;
 mod registry;
 mod runtime;

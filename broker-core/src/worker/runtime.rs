@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
+    acker::{Acker, Acks},
     lease::LeaseRenewal,
     registry::{TaskError, TaskRegistry, TaskRequest},
 };
@@ -88,6 +89,8 @@ pub struct WorkerReport {
 ///   (a crash before that means the task runs again: handlers must be idempotent);
 /// - `STARTED` is written as the handler starts (concurrently with it), and always before the
 ///   outcome;
+/// - acks of tasks that finish close together go to the broker in one call (nothing waits to
+///   fill a batch), and every ack is sent before [`Worker::run`] returns;
 /// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
 /// - a message that cannot be decoded, names an unknown task, or exhausts its retries goes to
 ///   the dead-letter place with the reason logged, and the worker goes on;
@@ -112,6 +115,7 @@ struct Job {
     fallback_dead_letter: Option<Queue>,
     hard_stop: CancellationToken,
     report: Mutex<WorkerReport>,
+    acks: Acks,
 }
 
 impl Worker {
@@ -164,6 +168,7 @@ impl Worker {
         } else {
             None
         };
+        let (acks, acker) = Acker::start(self.queue.clone());
         let job = Arc::new(Job {
             queue: self.queue.clone(),
             results: self.results,
@@ -173,6 +178,7 @@ impl Worker {
             fallback_dead_letter,
             hard_stop: CancellationToken::new(),
             report: Mutex::default(),
+            acks,
         });
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut running = JoinSet::new();
@@ -238,6 +244,8 @@ impl Worker {
                 Err(err) if err.kind() == ErrorKind::Closed => {
                     job.hard_stop.cancel();
                     while running.join_next().await.is_some() {}
+                    drop(job);
+                    acker.finish().await;
                     return Err(err);
                 }
                 Err(err) if draining => {
@@ -271,6 +279,9 @@ impl Worker {
             while running.join_next().await.is_some() {}
         }
         let report = job.report.lock().expect("report").clone();
+        // The last sender goes with the job; the acker then acks what is left and ends.
+        drop(job);
+        acker.finish().await;
         tracing::info!(?report, "worker stopped");
         Ok(report)
     }
@@ -514,8 +525,12 @@ impl Job {
         self.settle(delivery.nack(NackAction::Requeue).await);
     }
 
+    /// Hands `delivery` to the acker: it is acked with the others that finish meanwhile.
     async fn ack(&self, delivery: Delivery) {
-        self.settle(delivery.ack().await);
+        if let Err(unsent) = self.acks.send(delivery) {
+            // Only after the worker stopped; ack directly.
+            self.settle(unsent.0.ack().await);
+        }
     }
 
     fn settle(&self, outcome: std::result::Result<(), crate::SettleError>) {
