@@ -4,4 +4,5 @@
 //! where a raw client exists, a `raw` function per batch size; the `bench-ratios` binary
 //! prints framework throughput as a ratio of raw from criterion's saved estimates.
 
+pub mod acks;
 pub mod finished;

@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker_benches::finished::{self, Reporting};
+use broker_benches::{
+    acks,
+    finished::{self, Reporting},
+};
 use broker_core::{
     Delay, Headers, Message, Queue,
     celery::TaskMessage,
@@ -334,7 +337,8 @@ async fn raw_store(bench: &Bench, task_id: &str, status: &str) {
 /// A minimal hand-written worker with the same statements and concurrency as the runtime:
 /// claim up to the free slots (waiting on LISTEN when the queue is empty), then per task read
 /// its name and id from the headers and its `[args, kwargs, embed]` body, write STARTED, run
-/// nothing, write SUCCESS, signal, ack.
+/// nothing, write SUCCESS, signal, and hand it to an acker that acks in batches as the
+/// runtime does.
 async fn raw_worker(
     bench: &'static Bench,
     queue: &'static str,
@@ -344,6 +348,9 @@ async fn raw_worker(
     let mut listener = PgListener::connect(&bench.url).await.expect("listen");
     listener.listen(&bench.channel).await.expect("listen");
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let (acks, _acker) = acks::batching(1000, move |held: Vec<(i64, i64)>| async move {
+        raw_ack(bench, queue, &held).await;
+    });
     while !stop.is_cancelled() {
         let first = slots.clone().acquire_owned().await.expect("open semaphore");
         let mut permits = vec![first];
@@ -358,7 +365,7 @@ async fn raw_worker(
             continue;
         }
         for (claimed, permit) in got.into_iter().zip(permits) {
-            let done = done.clone();
+            let (done, acks) = (done.clone(), acks.clone());
             tokio::spawn(async move {
                 let (args, _kwargs, _embed): (Vec<Value>, Map<String, Value>, Value) =
                     serde_json::from_slice(&claimed.payload).expect("a Celery body");
@@ -370,7 +377,7 @@ async fn raw_worker(
                 raw_store(bench, task_id, "STARTED").await;
                 raw_store(bench, task_id, "SUCCESS").await;
                 let _ = done.send(());
-                raw_ack(bench, queue, &[(claimed.id, claimed.token)]).await;
+                let _ = acks.send((claimed.id, claimed.token));
                 drop(permit);
             });
         }

@@ -17,7 +17,10 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
-use broker_benches::finished::{self, Reporting};
+use broker_benches::{
+    acks,
+    finished::{self, Reporting},
+};
 use broker_core::{
     Delay, Message, Queue,
     celery::TaskMessage,
@@ -314,7 +317,7 @@ struct RawHeaders<'a> {
 /// for a free slot, take up to the free slots with the receive script (sleeping until a
 /// wake-up when empty), then per task decode the envelope and the `[args, kwargs, embed]`
 /// body, write STARTED, run, write SUCCESS (SETEX + PUBLISH in MULTI, as the result store
-/// does), signal, ack.
+/// does), signal, and hand the tag to an acker that acks in batches as the runtime does.
 async fn raw_worker(
     mut conn: MultiplexedConnection,
     results: MultiplexedConnection,
@@ -326,6 +329,13 @@ async fn raw_worker(
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut wake = wake.into_on_message();
+    let (acks, _acker) = acks::batching(100, {
+        let (conn, keys) = (conn.clone(), keys.clone());
+        move |tags: Vec<String>| {
+            let (mut conn, keys) = (conn.clone(), keys.clone());
+            async move { raw_ack(&mut conn, &keys, &tags).await }
+        }
+    });
     while !stop.is_cancelled() {
         let mut permits = vec![slots.clone().acquire_owned().await.unwrap()];
         while let Ok(permit) = slots.clone().try_acquire_owned() {
@@ -337,9 +347,8 @@ async fn raw_worker(
             continue;
         }
         for ((tag, envelope), permit) in got.into_iter().zip(permits) {
-            let (mut conn, mut results) = (conn.clone(), results.clone());
-            let keys = keys.clone();
-            let done = done.clone();
+            let mut results = results.clone();
+            let (keys, done, acks) = (keys.clone(), done.clone(), acks.clone());
             tokio::spawn(async move {
                 let envelope: RawEnvelope<'_> = serde_json::from_slice(&envelope).unwrap();
                 let body = BASE64.decode(envelope.body.as_bytes()).unwrap();
@@ -361,7 +370,7 @@ async fn raw_worker(
                         .unwrap();
                 }
                 let _ = done.send(());
-                raw_ack(&mut conn, &keys, &[tag]).await;
+                let _ = acks.send(tag);
                 drop(permit);
             });
         }
