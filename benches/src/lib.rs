@@ -6,3 +6,4 @@
 
 pub mod acks;
 pub mod finished;
+pub mod groups;

@@ -17,6 +17,7 @@ use std::{
 use broker_benches::{
     acks,
     finished::{self, Reporting},
+    groups,
 };
 use broker_core::{
     Delay, Headers, Message, Queue,
@@ -210,16 +211,8 @@ async fn raw_ack(bench: &Bench, queue: &str, claimed: &[(i64, i64)]) {
     assert_eq!(done as usize, claimed.len());
 }
 
-fn settings(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-}
-
 fn publish(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("postgres/publish");
-    settings(&mut group);
+    let mut group = groups::group(c, "postgres/publish");
     let properties = json!({"content_type": "application/json"});
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
@@ -283,21 +276,14 @@ async fn prefill(bench: &Bench, queue: &str, count: usize) {
 }
 
 fn consume_ack(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("postgres/consume_ack");
-    settings(&mut group);
+    let mut group = groups::group(c, "postgres/consume_ack");
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| async move {
                 prefill(bench, "bench-consume", iters as usize * batch).await;
                 let queue = bench.framework_queue("bench-consume").await;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let got = queue.receive(batch, Duration::ZERO).await.expect("receive");
-                    assert_eq!(got.len(), batch);
-                    queue.ack_all(got).await.expect("ack");
-                }
-                let took = start.elapsed();
+                let took = groups::time_consume_ack(&queue, iters, batch).await;
                 bench.clear("bench-consume").await;
                 took
             });
@@ -385,8 +371,7 @@ async fn raw_worker(
 }
 
 fn end_to_end(c: &mut Criterion, bench: &'static Bench) {
-    let mut group = c.benchmark_group("postgres/end_to_end");
-    settings(&mut group);
+    let mut group = groups::group(c, "postgres/end_to_end");
 
     // The framework: the worker runtime with a task that returns at once.
     let (done_tx, done) = finished::channel();

@@ -20,6 +20,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use broker_benches::{
     acks,
     finished::{self, Reporting},
+    groups,
 };
 use broker_core::{
     Delay, Message, Queue,
@@ -186,11 +187,7 @@ async fn clear(conn: &mut MultiplexedConnection, keys: &Keys, queue: &str) {
 }
 
 fn publish(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("redis/publish");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = groups::group(c, "redis/publish");
     let body = BASE64.encode(payload());
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
@@ -253,24 +250,14 @@ async fn prefill(bench: &Bench, queue: &str, count: usize) {
 }
 
 fn consume_ack(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("redis/consume_ack");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = groups::group(c, "redis/consume_ack");
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new("framework", batch), |b| {
             b.to_async(&bench.runtime).iter_custom(|iters| async move {
                 prefill(bench, "bench-consume", iters as usize * batch).await;
                 let queue = bench.framework_queue("bench-consume").await;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let got = queue.receive(batch, Duration::ZERO).await.expect("receive");
-                    assert_eq!(got.len(), batch);
-                    queue.ack_all(got).await.expect("ack");
-                }
-                let took = start.elapsed();
+                let took = groups::time_consume_ack(&queue, iters, batch).await;
                 clear(&mut bench.raw().await, &bench.keys, "bench-consume").await;
                 took
             });
@@ -383,11 +370,7 @@ async fn raw_worker(
 /// from a template (a fresh task id each). For each batch size the two run one after the
 /// other, so that both see the same machine.
 fn end_to_end(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("redis/end_to_end");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = groups::group(c, "redis/end_to_end");
     let new_task = || TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
     let template = task_to_message(&new_task(), Delay::Unsupported).unwrap();
     let template_id = template.headers["id"].as_str().unwrap().to_owned();
