@@ -18,35 +18,27 @@ use broker_core::{
 use broker_redis::{RedisBroker, RedisConfig};
 use redis::AsyncCommands;
 use serde_json::Value;
-use support::PrivateServer;
+use support::{PrivateServer, SharedPrefix};
 
-/// A broker on the shared Redis under a fresh prefix (deleted on drop); `None` when no Redis
+/// Brokers on the shared Redis under a fresh prefix (deleted on drop); `None` when no Redis
 /// is configured.
 struct Fixture {
-    url: String,
-    config: RedisConfig,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        support::delete_prefix(&self.url, &self.config.key_prefix);
-    }
+    shared: SharedPrefix,
 }
 
 impl Fixture {
     fn new(lease: Duration, max_receives: u32) -> Option<Self> {
-        let url = support::shared_url()?;
-        let config = RedisConfig {
+        let shared = SharedPrefix::new(|config| RedisConfig {
             visibility_timeout: lease,
             max_receives,
-            ..support::config(&url)
-        };
-        Some(Self { url, config })
+            ..config
+        })?;
+        Some(Self { shared })
     }
 
     async fn broker(&self) -> Arc<dyn Broker> {
         Arc::new(
-            RedisBroker::connect(self.config.clone())
+            RedisBroker::connect(self.shared.config.clone())
                 .await
                 .expect("connect"),
         )
@@ -61,7 +53,7 @@ impl Fixture {
     }
 
     async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
+        redis::Client::open(self.shared.url.as_str())
             .expect("client")
             .get_multiplexed_async_connection()
             .await
@@ -69,7 +61,7 @@ impl Fixture {
     }
 
     fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.config.key_prefix)
+        format!("{}{name}", self.shared.config.key_prefix)
     }
 }
 
@@ -449,7 +441,7 @@ async fn broker_that_only_publishes_holds_no_wake_up_subscription() {
     let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
         return;
     };
-    let broker = RedisBroker::connect(fx.config.clone())
+    let broker = RedisBroker::connect(fx.shared.config.clone())
         .await
         .expect("connect");
     let channel = broker.keys().wake_channel();
@@ -532,7 +524,7 @@ async fn deleted_queue_is_gone_with_its_waiting_and_delayed_messages() {
 
     let mut raw = fx.raw().await;
     let keys: Vec<String> = raw
-        .keys(format!("{}*{}*", fx.config.key_prefix, queue.name()))
+        .keys(format!("{}*{}*", fx.shared.config.key_prefix, queue.name()))
         .await
         .unwrap();
     assert!(keys.is_empty(), "left behind: {keys:?}");

@@ -10,25 +10,13 @@ use broker_redis::{RedisConfig, RedisResultStore};
 use futures::StreamExt;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
+use support::SharedPrefix;
 
-struct Fixture {
-    url: String,
-    config: RedisConfig,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        support::delete_prefix(&self.url, &self.config.key_prefix);
-    }
-}
-
-fn fixture(expires: Duration) -> Option<Fixture> {
-    let url = support::shared_url()?;
-    let config = RedisConfig {
+fn fixture(expires: Duration) -> Option<SharedPrefix> {
+    SharedPrefix::new(|config| RedisConfig {
         result_expires: expires,
-        ..support::config(&url)
-    };
-    Some(Fixture { url, config })
+        ..config
+    })
 }
 
 #[tokio::test]

@@ -48,6 +48,29 @@ pub fn config(url: &str) -> RedisConfig {
     }
 }
 
+/// A configuration on the shared Redis under a fresh key prefix; every key under it is
+/// deleted when this is dropped.
+pub struct SharedPrefix {
+    pub url: String,
+    pub config: RedisConfig,
+}
+
+impl SharedPrefix {
+    /// `None` (after printing why) when no shared Redis is configured; `adjust` sets what the
+    /// test needs on top of the fresh configuration.
+    pub fn new(adjust: impl FnOnce(RedisConfig) -> RedisConfig) -> Option<Self> {
+        let url = shared_url()?;
+        let config = adjust(config(&url));
+        Some(Self { url, config })
+    }
+}
+
+impl Drop for SharedPrefix {
+    fn drop(&mut self) {
+        delete_prefix(&self.url, &self.config.key_prefix);
+    }
+}
+
 /// Deletes every key under `prefix` (SCAN + DEL, never FLUSH).
 pub fn delete_prefix(url: &str, prefix: &str) {
     if prefix.is_empty() {
