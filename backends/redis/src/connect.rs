@@ -58,3 +58,24 @@ pub(crate) async fn manager(client: Client, config: &RedisConfig) -> Result<Conn
         .await
         .map_err(|e| from_redis(Operation::Connect, &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_disables_nagles_algorithm() {
+        for url in [
+            "redis://127.0.0.1:6379/2",
+            "rediss://user:secret@example.com:6380",
+        ] {
+            let client = client(&RedisConfig::new(url)).expect("client");
+            let info = client.get_connection_info();
+            assert!(info.tcp_settings().nodelay(), "{url} leaves Nagle on");
+            assert_eq!(
+                info.redis_settings().db(),
+                if url.ends_with("/2") { 2 } else { 0 }
+            );
+        }
+    }
+}
