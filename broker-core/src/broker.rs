@@ -12,11 +12,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use crate::{
-    capabilities::Capabilities,
-    error::Result,
-    message::{Headers, Properties},
-};
+use crate::{capabilities::Capabilities, error::Result, headers::Headers, message::Properties};
 
 /// Opaque text a backend hands out with a delivery and later uses to find it again for ack,
 /// nack and lease extension. Only the backend that made it can interpret it.

@@ -40,11 +40,13 @@
 //! * Integers in args and kwargs survive exactly within the `i64`/`u64` range; larger ones
 //!   become floating point (`serde_json` without arbitrary precision).
 
-use std::{fmt, sync::OnceLock, time::Duration};
+use std::{borrow::Cow, fmt, sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
+
+use crate::headers::Headers;
 
 /// The only content type this codec reads or writes.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
@@ -183,16 +185,16 @@ pub enum ProtocolError {
         /// The header's name.
         name: String,
     },
-    /// Encoding only: the body could not be serialized.
-    #[error("cannot serialize the task body: {0}")]
+    /// Encoding only: the body or the headers could not be serialized.
+    #[error("cannot serialize the task message: {0}")]
     Serialize(#[source] serde_json::Error),
 }
 
 /// A task message's headers, typed where we use them.
 ///
-/// [`TaskHeaders::from_map`] and [`TaskHeaders::to_map`] convert from and to the header map
-/// on the wire; a backend that needs only, say, the `eta` can read the headers without the
-/// body. Fields are named like Celery's headers.
+/// [`TaskHeaders::from_headers`] and [`TaskHeaders::to_headers`] convert from and to the
+/// message [`Headers`] on the wire; a backend that needs only, say, the `eta` can read the
+/// headers without the body. Fields are named like Celery's headers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskHeaders {
     /// Language of the producer: `"py"` from Celery, [`LANG_RUST`] from us. Informational;
@@ -284,45 +286,8 @@ impl TaskHeaders {
     /// [`ProtocolError::UnsupportedCompression`] when kombu compressed the body;
     /// [`ProtocolError::InvalidHeader`] when a standard header has the wrong type or form
     /// (for example an `eta` that is not an ISO-8601 date-time).
-    pub fn from_map(headers: &Map<String, Value>) -> Result<Self, ProtocolError> {
-        if let Some(compression) = headers.get(H_COMPRESSION).filter(|v| !v.is_null()) {
-            return Err(ProtocolError::UnsupportedCompression {
-                compression: value_text(compression),
-            });
-        }
-        let task = get_string(headers, H_TASK)?
-            .filter(|s| !s.is_empty())
-            .ok_or(ProtocolError::MissingHeader { name: H_TASK })?;
-        let id = get_string(headers, H_ID)?
-            .filter(|s| !s.is_empty())
-            .ok_or(ProtocolError::MissingHeader { name: H_ID })?;
-        let extra = headers
-            .iter()
-            .filter(|(name, _)| !STANDARD_HEADERS.contains(&name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        Ok(Self {
-            lang: get_string(headers, H_LANG)?.unwrap_or_default(),
-            task,
-            id,
-            shadow: get_string(headers, H_SHADOW)?,
-            eta: get_datetime(headers, H_ETA)?,
-            expires: get_datetime(headers, H_EXPIRES)?,
-            group: get_string(headers, H_GROUP)?,
-            group_index: get_u64(headers, H_GROUP_INDEX)?,
-            retries: get_u32(headers, H_RETRIES)?.unwrap_or(0),
-            timelimit: get_timelimit(headers)?,
-            root_id: get_string(headers, H_ROOT_ID)?,
-            parent_id: get_string(headers, H_PARENT_ID)?,
-            argsrepr: get_string(headers, H_ARGSREPR)?.unwrap_or_default(),
-            kwargsrepr: get_string(headers, H_KWARGSREPR)?.unwrap_or_default(),
-            origin: get_string(headers, H_ORIGIN)?,
-            ignore_result: get_bool(headers, H_IGNORE_RESULT)?,
-            replaced_task_nesting: get_u32(headers, H_REPLACED_TASK_NESTING)?.unwrap_or(0),
-            stamped_headers: get_string_list(headers, H_STAMPED_HEADERS)?,
-            stamps: get_object(headers, H_STAMPS)?.unwrap_or_default(),
-            extra,
-        })
+    pub fn from_headers(headers: &Headers) -> Result<Self, ProtocolError> {
+        HeaderFields::read(headers)?.into_task_headers()
     }
 
     /// Writes the headers as Celery 5 does: every standard header is present (`null` where
@@ -334,64 +299,215 @@ impl TaskHeaders {
     /// [`ProtocolError::InvalidHeader`] for a time limit that is not a finite number or a date
     /// outside the years 1 to 9999 (Python cannot represent it);
     /// [`ProtocolError::ReservedHeader`] when `extra` uses a standard header's name.
-    pub fn to_map(&self) -> Result<Map<String, Value>, ProtocolError> {
+    pub fn to_headers(&self) -> Result<Headers, ProtocolError> {
         if self.task.is_empty() {
             return Err(ProtocolError::MissingHeader { name: H_TASK });
         }
         if self.id.is_empty() {
             return Err(ProtocolError::MissingHeader { name: H_ID });
         }
-        if let Some(name) = self
-            .extra
-            .keys()
-            .find(|k| STANDARD_HEADERS.contains(&k.as_str()) || k.as_str() == H_COMPRESSION)
-        {
-            return Err(ProtocolError::ReservedHeader { name: name.clone() });
+        for (name, value) in &self.extra {
+            if STANDARD_HEADERS.contains(&name.as_str()) || name == H_COMPRESSION {
+                return Err(ProtocolError::ReservedHeader { name: name.clone() });
+            }
+            // The headers object and this entry's value take the first two levels.
+            if 1 + nesting_depth(value) > MAX_HEADER_DEPTH {
+                return Err(invalid_header(
+                    name,
+                    format!("nested deeper than the {MAX_HEADER_DEPTH} levels JSON readers accept"),
+                ));
+            }
         }
-        // Collected, not inserted one by one: the map is then built sorted in one pass.
-        let mut entries: Vec<(String, Value)> =
-            Vec::with_capacity(STANDARD_HEADERS.len() + self.extra.len());
-        entries.push((H_LANG.into(), Value::String(self.lang.clone())));
-        entries.push((H_TASK.into(), Value::String(self.task.clone())));
-        entries.push((H_ID.into(), Value::String(self.id.clone())));
-        entries.push((H_SHADOW.into(), opt_string(self.shadow.as_ref())));
-        entries.push((H_ETA.into(), datetime_value(H_ETA, self.eta)?));
-        entries.push((H_EXPIRES.into(), datetime_value(H_EXPIRES, self.expires)?));
-        entries.push((H_GROUP.into(), opt_string(self.group.as_ref())));
-        entries.push((
-            H_GROUP_INDEX.into(),
-            self.group_index.map_or(Value::Null, Value::from),
-        ));
-        entries.push((H_RETRIES.into(), Value::from(self.retries)));
-        entries.push((
-            H_TIMELIMIT.into(),
-            Value::Array(vec![
+        let wire = WireHeaders {
+            headers: self,
+            eta: datetime_text(H_ETA, self.eta)?,
+            expires: datetime_text(H_EXPIRES, self.expires)?,
+            timelimit: [
                 seconds_value(self.timelimit.0)?,
                 seconds_value(self.timelimit.1)?,
-            ]),
-        ));
-        entries.push((H_ROOT_ID.into(), opt_string(self.root_id.as_ref())));
-        entries.push((H_PARENT_ID.into(), opt_string(self.parent_id.as_ref())));
-        entries.push((H_ARGSREPR.into(), Value::String(self.argsrepr.clone())));
-        entries.push((H_KWARGSREPR.into(), Value::String(self.kwargsrepr.clone())));
-        entries.push((H_ORIGIN.into(), opt_string(self.origin.as_ref())));
-        entries.push((
-            H_IGNORE_RESULT.into(),
-            self.ignore_result.map_or(Value::Null, Value::Bool),
-        ));
-        entries.push((
-            H_REPLACED_TASK_NESTING.into(),
-            Value::from(self.replaced_task_nesting),
-        ));
-        entries.push((
-            H_STAMPED_HEADERS.into(),
-            self.stamped_headers.as_ref().map_or(Value::Null, |names| {
-                Value::Array(names.iter().cloned().map(Value::String).collect())
+            ],
+        };
+        let text = serde_json::value::to_raw_value(&wire).map_err(ProtocolError::Serialize)?;
+        Headers::from_json(text).map_err(ProtocolError::Serialize)
+    }
+}
+
+/// [`TaskHeaders`] as Celery 5 writes them, in its order: the standard headers, then the
+/// extra ones. Dates and time limits are converted (and checked) beforehand.
+struct WireHeaders<'a> {
+    headers: &'a TaskHeaders,
+    eta: Option<String>,
+    expires: Option<String>,
+    timelimit: [Value; 2],
+}
+
+impl Serialize for WireHeaders<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let h = self.headers;
+        let mut map = serializer.serialize_map(Some(STANDARD_HEADERS.len() + h.extra.len()))?;
+        map.serialize_entry(H_LANG, &h.lang)?;
+        map.serialize_entry(H_TASK, &h.task)?;
+        map.serialize_entry(H_ID, &h.id)?;
+        map.serialize_entry(H_SHADOW, &h.shadow)?;
+        map.serialize_entry(H_ETA, &self.eta)?;
+        map.serialize_entry(H_EXPIRES, &self.expires)?;
+        map.serialize_entry(H_GROUP, &h.group)?;
+        map.serialize_entry(H_GROUP_INDEX, &h.group_index)?;
+        map.serialize_entry(H_RETRIES, &h.retries)?;
+        map.serialize_entry(H_TIMELIMIT, &self.timelimit)?;
+        map.serialize_entry(H_ROOT_ID, &h.root_id)?;
+        map.serialize_entry(H_PARENT_ID, &h.parent_id)?;
+        map.serialize_entry(H_ARGSREPR, &h.argsrepr)?;
+        map.serialize_entry(H_KWARGSREPR, &h.kwargsrepr)?;
+        map.serialize_entry(H_ORIGIN, &h.origin)?;
+        map.serialize_entry(H_IGNORE_RESULT, &h.ignore_result)?;
+        map.serialize_entry(H_REPLACED_TASK_NESTING, &h.replaced_task_nesting)?;
+        map.serialize_entry(H_STAMPED_HEADERS, &h.stamped_headers)?;
+        map.serialize_entry(H_STAMPS, &h.stamps)?;
+        for (name, value) in &h.extra {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// The headers of a message being read: the standard ones by position in
+/// [`STANDARD_HEADERS`], taken out by value as they are converted, and every other one.
+#[derive(Default)]
+struct HeaderFields {
+    standard: [Option<Value>; STANDARD_HEADERS.len()],
+    extra: Map<String, Value>,
+}
+
+impl HeaderFields {
+    fn read(headers: &Headers) -> Result<Self, ProtocolError> {
+        if let Some(text) = headers.json_text() {
+            // Read straight from the text: no map is built only to be taken apart.
+            return serde_json::from_str(text)
+                .map_err(|e| invalid_header("headers", format!("not a JSON object: {e}")));
+        }
+        let mut fields = Self::default();
+        for (name, value) in &**headers {
+            fields.put(Cow::Borrowed(name), value.clone());
+        }
+        Ok(fields)
+    }
+
+    /// Rejects a body kombu compressed.
+    fn check_compression(&self) -> Result<(), ProtocolError> {
+        match self.extra.get(H_COMPRESSION).filter(|v| !v.is_null()) {
+            Some(compression) => Err(ProtocolError::UnsupportedCompression {
+                compression: value_text(compression),
             }),
-        ));
-        entries.push((H_STAMPS.into(), Value::Object(self.stamps.clone())));
-        entries.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(entries.into_iter().collect())
+            None => Ok(()),
+        }
+    }
+
+    /// Files one header; a name given twice keeps its last value, as a map would.
+    fn put(&mut self, name: Cow<'_, str>, value: Value) {
+        match STANDARD_HEADERS
+            .iter()
+            .position(|standard| *standard == name)
+        {
+            Some(index) => self.standard[index] = Some(value),
+            None => {
+                self.extra.insert(name.into_owned(), value);
+            }
+        }
+    }
+
+    /// The value of standard header `name`, `None` when absent or null.
+    fn take(&mut self, name: &str) -> Option<Value> {
+        let index = STANDARD_HEADERS
+            .iter()
+            .position(|standard| *standard == name)?;
+        self.standard[index].take().filter(|v| !v.is_null())
+    }
+
+    fn into_task_headers(mut self) -> Result<TaskHeaders, ProtocolError> {
+        self.check_compression()?;
+        let task = string(H_TASK, self.take(H_TASK))?
+            .filter(|s| !s.is_empty())
+            .ok_or(ProtocolError::MissingHeader { name: H_TASK })?;
+        let id = string(H_ID, self.take(H_ID))?
+            .filter(|s| !s.is_empty())
+            .ok_or(ProtocolError::MissingHeader { name: H_ID })?;
+        Ok(TaskHeaders {
+            lang: string(H_LANG, self.take(H_LANG))?.unwrap_or_default(),
+            task,
+            id,
+            shadow: string(H_SHADOW, self.take(H_SHADOW))?,
+            eta: datetime(H_ETA, self.take(H_ETA))?,
+            expires: datetime(H_EXPIRES, self.take(H_EXPIRES))?,
+            group: string(H_GROUP, self.take(H_GROUP))?,
+            group_index: unsigned(H_GROUP_INDEX, self.take(H_GROUP_INDEX))?,
+            retries: unsigned_32(H_RETRIES, self.take(H_RETRIES))?.unwrap_or(0),
+            timelimit: timelimit(self.take(H_TIMELIMIT))?,
+            root_id: string(H_ROOT_ID, self.take(H_ROOT_ID))?,
+            parent_id: string(H_PARENT_ID, self.take(H_PARENT_ID))?,
+            argsrepr: string(H_ARGSREPR, self.take(H_ARGSREPR))?.unwrap_or_default(),
+            kwargsrepr: string(H_KWARGSREPR, self.take(H_KWARGSREPR))?.unwrap_or_default(),
+            origin: string(H_ORIGIN, self.take(H_ORIGIN))?,
+            ignore_result: boolean(H_IGNORE_RESULT, self.take(H_IGNORE_RESULT))?,
+            replaced_task_nesting: unsigned_32(
+                H_REPLACED_TASK_NESTING,
+                self.take(H_REPLACED_TASK_NESTING),
+            )?
+            .unwrap_or(0),
+            stamped_headers: string_list(H_STAMPED_HEADERS, self.take(H_STAMPED_HEADERS))?,
+            stamps: object(H_STAMPS, self.take(H_STAMPS))?.unwrap_or_default(),
+            extra: self.extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = HeaderFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of headers")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut entries: A,
+            ) -> Result<HeaderFields, A::Error> {
+                let mut fields = HeaderFields::default();
+                while let Some(Name(name)) = entries.next_key()? {
+                    let value = entries.next_value()?;
+                    fields.put(name, value);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// A header name, borrowed from the text it is read from unless it has escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+            fn visit_string<E>(self, name: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -536,8 +652,8 @@ impl TaskProperties {
 /// the broker's own headers are strings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedTask {
-    /// The message headers (see [`TaskHeaders`]).
-    pub headers: Map<String, Value>,
+    /// The message headers (see [`TaskHeaders`]), held as the JSON text they travel as.
+    pub headers: Headers,
     /// The message properties.
     pub properties: TaskProperties,
     /// The UTF-8 JSON body `[args, kwargs, embed]`.
@@ -715,16 +831,16 @@ impl TaskMessage {
         next
     }
 
-    /// The wire form: headers as [`TaskHeaders::to_map`] writes them, these properties, and
+    /// The wire form: headers as [`TaskHeaders::to_headers`] writes them, these properties, and
     /// the compact UTF-8 JSON body `[args, kwargs, embed]`.
     ///
     /// # Errors
-    /// What [`TaskHeaders::to_map`] rejects, and [`ProtocolError::UnsupportedContentType`] /
+    /// What [`TaskHeaders::to_headers`] rejects, and [`ProtocolError::UnsupportedContentType`] /
     /// [`ProtocolError::UnsupportedContentEncoding`] when the properties declare anything
     /// but JSON in UTF-8.
     pub fn encode(&self) -> Result<EncodedTask, ProtocolError> {
         self.properties.check_supported()?;
-        let headers = self.headers.to_map()?;
+        let headers = self.headers.to_headers()?;
         let body = serde_json::to_vec(&(&self.args, &self.kwargs, self.embed.to_value()))
             .map_err(ProtocolError::Serialize)?;
         Ok(EncodedTask {
@@ -737,7 +853,7 @@ impl TaskMessage {
     /// Reads a task from its wire form.
     ///
     /// Checks, in this order: content type and encoding, compression, that the body is JSON,
-    /// that it is not a protocol v1 body, the headers ([`TaskHeaders::from_map`]), and the
+    /// that it is not a protocol v1 body, the headers ([`TaskHeaders::from_headers`]), and the
     /// body's shape.
     ///
     /// # Errors
@@ -753,16 +869,13 @@ impl TaskMessage {
     /// # Errors
     /// As [`TaskMessage::decode`].
     pub fn decode_parts(
-        headers: &Map<String, Value>,
+        headers: &Headers,
         properties: &TaskProperties,
         body: &[u8],
     ) -> Result<Self, ProtocolError> {
         properties.check_supported()?;
-        if let Some(compression) = headers.get(H_COMPRESSION).filter(|v| !v.is_null()) {
-            return Err(ProtocolError::UnsupportedCompression {
-                compression: value_text(compression),
-            });
-        }
+        let headers = HeaderFields::read(headers)?;
+        headers.check_compression()?;
         let body: Value = serde_json::from_slice(body).map_err(ProtocolError::InvalidJson)?;
         let parts = match body {
             Value::Array(parts) => parts,
@@ -776,7 +889,7 @@ impl TaskMessage {
                 )));
             }
         };
-        let headers = TaskHeaders::from_map(headers)?;
+        let headers = headers.into_task_headers()?;
         let [args, kwargs, embed]: [Value; 3] = parts.try_into().map_err(|parts: Vec<Value>| {
             invalid_body(format!("expected 3 elements, got {}", parts.len()))
         })?;
@@ -856,24 +969,22 @@ fn value_text(value: &Value) -> String {
     }
 }
 
-/// The header's value, `None` when absent or null.
-fn get<'a>(headers: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    headers.get(name).filter(|v| !v.is_null())
-}
+// Each reader takes a standard header's value (`None` when absent or null) by value, so
+// strings and lists move into the typed field instead of being copied.
 
-fn get_string(headers: &Map<String, Value>, name: &str) -> Result<Option<String>, ProtocolError> {
-    match get(headers, name) {
+fn string(name: &str, value: Option<Value>) -> Result<Option<String>, ProtocolError> {
+    match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(invalid_header(
             name,
-            format!("expected a string, got {}", kind(other)),
+            format!("expected a string, got {}", kind(&other)),
         )),
     }
 }
 
-fn get_u64(headers: &Map<String, Value>, name: &str) -> Result<Option<u64>, ProtocolError> {
-    match get(headers, name) {
+fn unsigned(name: &str, value: Option<Value>) -> Result<Option<u64>, ProtocolError> {
+    match value {
         None => Ok(None),
         Some(value) => value.as_u64().map(Some).ok_or_else(|| {
             invalid_header(
@@ -884,80 +995,69 @@ fn get_u64(headers: &Map<String, Value>, name: &str) -> Result<Option<u64>, Prot
     }
 }
 
-fn get_u32(headers: &Map<String, Value>, name: &str) -> Result<Option<u32>, ProtocolError> {
-    get_u64(headers, name)?
+fn unsigned_32(name: &str, value: Option<Value>) -> Result<Option<u32>, ProtocolError> {
+    unsigned(name, value)?
         .map(|n| u32::try_from(n).map_err(|_| invalid_header(name, format!("{n} is too large"))))
         .transpose()
 }
 
-fn get_bool(headers: &Map<String, Value>, name: &str) -> Result<Option<bool>, ProtocolError> {
-    match get(headers, name) {
+fn boolean(name: &str, value: Option<Value>) -> Result<Option<bool>, ProtocolError> {
+    match value {
         None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::Bool(b)) => Ok(Some(b)),
         Some(other) => Err(invalid_header(
             name,
-            format!("expected a boolean, got {}", kind(other)),
+            format!("expected a boolean, got {}", kind(&other)),
         )),
     }
 }
 
-fn get_object(
-    headers: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<Map<String, Value>>, ProtocolError> {
-    match get(headers, name) {
+fn object(name: &str, value: Option<Value>) -> Result<Option<Map<String, Value>>, ProtocolError> {
+    match value {
         None => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map.clone())),
+        Some(Value::Object(map)) => Ok(Some(map)),
         Some(other) => Err(invalid_header(
             name,
-            format!("expected an object, got {}", kind(other)),
+            format!("expected an object, got {}", kind(&other)),
         )),
     }
 }
 
-fn get_string_list(
-    headers: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<Vec<String>>, ProtocolError> {
-    match get(headers, name) {
+fn string_list(name: &str, value: Option<Value>) -> Result<Option<Vec<String>>, ProtocolError> {
+    match value {
         None => Ok(None),
         Some(Value::Array(items)) => items
-            .iter()
+            .into_iter()
             .map(|item| match item {
-                Value::String(s) => Ok(s.clone()),
+                Value::String(s) => Ok(s),
                 other => Err(invalid_header(
                     name,
-                    format!("expected a list of strings, found {}", kind(other)),
+                    format!("expected a list of strings, found {}", kind(&other)),
                 )),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(other) => Err(invalid_header(
             name,
-            format!("expected a list of strings, got {}", kind(other)),
+            format!("expected a list of strings, got {}", kind(&other)),
         )),
     }
 }
 
-fn get_datetime(
-    headers: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<DateTime<Utc>>, ProtocolError> {
-    match get(headers, name) {
+fn datetime(name: &str, value: Option<Value>) -> Result<Option<DateTime<Utc>>, ProtocolError> {
+    match value {
         None => Ok(None),
-        Some(Value::String(text)) => parse_datetime(text).map(Some).ok_or_else(|| {
+        Some(Value::String(text)) => parse_datetime(&text).map(Some).ok_or_else(|| {
             invalid_header(name, format!("{text:?} is not an ISO-8601 date and time"))
         }),
         Some(other) => Err(invalid_header(
             name,
-            format!("expected an ISO-8601 string, got {}", kind(other)),
+            format!("expected an ISO-8601 string, got {}", kind(&other)),
         )),
     }
 }
 
-fn get_timelimit(
-    headers: &Map<String, Value>,
-) -> Result<(Option<f64>, Option<f64>), ProtocolError> {
+fn timelimit(value: Option<Value>) -> Result<(Option<f64>, Option<f64>), ProtocolError> {
     let seconds = |value: &Value| match value {
         Value::Null => Ok(None),
         Value::Number(n) => n
@@ -969,7 +1069,7 @@ fn get_timelimit(
             format!("expected seconds or null, got {}", kind(other)),
         )),
     };
-    match get(headers, H_TIMELIMIT) {
+    match value {
         None => Ok((None, None)),
         Some(Value::Array(items)) if items.len() == 2 => {
             Ok((seconds(&items[0])?, seconds(&items[1])?))
@@ -1017,10 +1117,6 @@ fn add_duration(start: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
 // ---------------------------------------------------------------------------------------------
 // Header writing helpers
 
-fn opt_string(value: Option<&String>) -> Value {
-    value.map_or(Value::Null, |s| Value::String(s.clone()))
-}
-
 /// Python's `datetime.isoformat()` of an aware UTC datetime.
 fn format_datetime(dt: DateTime<Utc>) -> String {
     let micros = (dt.nanosecond() / 1_000).min(999_999);
@@ -1032,9 +1128,10 @@ fn format_datetime(dt: DateTime<Utc>) -> String {
     }
 }
 
-fn datetime_value(name: &str, dt: Option<DateTime<Utc>>) -> Result<Value, ProtocolError> {
+/// `dt` as Python's `isoformat()`, if it is a date Python can represent.
+fn datetime_text(name: &str, dt: Option<DateTime<Utc>>) -> Result<Option<String>, ProtocolError> {
     let Some(dt) = dt else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     if !(1..=9999).contains(&dt.year()) {
         return Err(invalid_header(
@@ -1042,7 +1139,20 @@ fn datetime_value(name: &str, dt: Option<DateTime<Utc>>) -> Result<Value, Protoc
             format!("{dt} is outside the years 1 to 9999 that Python can represent"),
         ));
     }
-    Ok(Value::String(format_datetime(dt)))
+    Ok(Some(format_datetime(dt)))
+}
+
+/// The deepest nesting of arrays and objects JSON readers accept in headers (`serde_json`'s
+/// recursion limit, counting the headers object itself).
+const MAX_HEADER_DEPTH: usize = 127;
+
+/// How deeply arrays and objects nest in `value` (0 for a scalar).
+fn nesting_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nesting_depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(nesting_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Seconds as JSON: whole numbers as integers (as Celery sends `30`), others as floats.
@@ -1261,7 +1371,11 @@ mod tests {
 
     fn encoded_from_json(fixture: &Value) -> EncodedTask {
         EncodedTask {
-            headers: fixture["headers"].as_object().expect("headers").clone(),
+            headers: fixture["headers"]
+                .as_object()
+                .expect("headers")
+                .clone()
+                .into(),
             properties: serde_json::from_value(fixture["properties"].clone()).expect("properties"),
             body: fixture["body"].as_str().expect("body").as_bytes().to_vec(),
         }
@@ -1271,9 +1385,24 @@ mod tests {
         encoded_from_json(&fixture_json(name))
     }
 
+    /// The fixture's task, decoded from its headers as a map and, as a backend reads them,
+    /// from the headers' text as Celery wrote it; the two must agree.
     fn decoded(name: &str) -> TaskMessage {
-        TaskMessage::decode(&encoded(name))
-            .unwrap_or_else(|e| panic!("fixture {name} does not decode: {e}"))
+        let mut e = encoded(name);
+        let from_map = TaskMessage::decode(&e)
+            .unwrap_or_else(|e| panic!("fixture {name} does not decode: {e}"));
+        #[derive(Deserialize)]
+        struct Text {
+            headers: Box<serde_json::value::RawValue>,
+        }
+        let (_, fixture) = FIXTURES.iter().find(|(n, _)| *n == name).unwrap();
+        let text: Text = serde_json::from_str(fixture).unwrap();
+        e.headers = Headers::from_json(text.headers).unwrap();
+        assert!(e.headers.json_text().is_some());
+        let from_text = TaskMessage::decode(&e)
+            .unwrap_or_else(|e| panic!("fixture {name} does not decode from text: {e}"));
+        assert_eq!(from_map, from_text, "fixture {name}");
+        from_map
     }
 
     fn utc(text: &str) -> DateTime<Utc> {
@@ -1767,15 +1896,39 @@ mod tests {
             Err(ProtocolError::UnsupportedContentType { .. })
         ));
 
+        let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!([inner]));
+        let m = base
+            .clone()
+            .with_header("x-deep", nested(MAX_HEADER_DEPTH - 1));
+        assert!(TaskMessage::decode(&m.encode().unwrap()).is_ok());
+        let m = base.clone().with_header("x-deep", nested(MAX_HEADER_DEPTH));
+        let err = m.encode().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("header \"x-deep\" is invalid: nested deeper"),
+            "{err}"
+        );
+
         let m = base.with_header("x-trace", json!({"a": 1}));
         let e = m.encode().unwrap();
         assert_eq!(e.headers["x-trace"], json!({"a": 1}));
     }
 
+    /// The error decoding the `plain` fixture after `mutate`, which must be the same whether
+    /// the headers are held as a map or as text.
     fn decode_error(mutate: impl FnOnce(&mut EncodedTask)) -> ProtocolError {
         let mut e = encoded("plain");
         mutate(&mut e);
-        TaskMessage::decode(&e).expect_err("should not decode")
+        let from_map = TaskMessage::decode(&e).expect_err("should not decode");
+        e.headers = as_text(&e.headers);
+        let from_text = TaskMessage::decode(&e).expect_err("should not decode from text");
+        assert_eq!(from_map.to_string(), from_text.to_string());
+        from_map
+    }
+
+    /// The same headers, held as their JSON text.
+    fn as_text(headers: &Headers) -> Headers {
+        Headers::from_json(serde_json::value::to_raw_value(&**headers).unwrap()).unwrap()
     }
 
     #[test]

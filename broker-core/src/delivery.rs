@@ -7,7 +7,8 @@ use bytes::Bytes;
 use crate::{
     broker::{AckToken, Broker, NackAction, Received},
     error::{Error, Result},
-    message::{Headers, Properties},
+    headers::Headers,
+    message::Properties,
     retry::RetryPolicy,
 };
 

@@ -12,6 +12,7 @@ mod capabilities;
 pub mod celery;
 mod delivery;
 mod error;
+mod headers;
 mod message;
 mod queue;
 pub mod registry;
@@ -28,7 +29,8 @@ pub use capabilities::{
 };
 pub use delivery::{Delivery, SettleError};
 pub use error::{Error, ErrorKind, Operation, Result};
-pub use message::{Headers, Message, Properties};
+pub use headers::Headers;
+pub use message::{Message, Properties};
 pub use queue::Queue;
 pub use result::{ResultStore, ResultStoreExt, TaskResult, TaskState};
 pub use retry::RetryPolicy;

@@ -1,19 +1,11 @@
 //! What goes onto a queue: payload bytes, headers and the routing hints a backend may honour.
 
-use std::{io, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
 
-/// Message headers: names to JSON values.
-///
-/// JSON values (not only strings) because task protocols such as Celery's carry numbers, lists
-/// and nulls in headers. Every backend round-trips them unchanged; backends whose native headers
-/// are strings or bytes store the JSON text.
-///
-/// It is `serde_json`'s map (sorted by name), so task codecs read and write it without
-/// converting.
-pub type Headers = serde_json::Map<String, Value>;
+use crate::headers::Headers;
 
 /// Message properties in AMQP's sense; every backend carries them beside the headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,15 +104,12 @@ impl Message {
         self
     }
 
-    /// The size this message counts for against a backend's payload limit: the payload plus
-    /// the JSON text of the headers and properties (what most backends store beside it).
+    /// The size this message counts for against a backend's payload limit: the payload, the
+    /// JSON text of the headers, and the text of the properties and hints (what most backends
+    /// store beside it).
     #[must_use]
     pub fn encoded_size(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.len() + json_len(value) + 4)
-            .sum();
+        let headers = self.headers.json_len();
         let p = &self.properties;
         let properties: usize = [
             &p.content_type,
@@ -135,24 +124,6 @@ impl Message {
             + self.deduplication_id.as_ref().map_or(0, String::len);
         self.payload.len() + headers + properties + hints
     }
-}
-
-/// The length of `value`'s compact JSON text, counted without building it.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 #[cfg(test)]
@@ -174,9 +145,11 @@ mod tests {
         let bare = Message::new(vec![0u8; 100]);
         assert_eq!(bare.encoded_size(), 100);
         let dressed = bare.header("client", "alice").ordering_key("k");
-        // name + the JSON text `"alice"` + 4 for punctuation, + the ordering key
-        assert_eq!(dressed.encoded_size(), 100 + 6 + 7 + 4 + 1);
+        assert_eq!(
+            dressed.encoded_size(),
+            100 + r#"{"client":"alice"}"#.len() + "k".len()
+        );
         let nested = Message::new(Vec::new()).header("n", serde_json::json!([1, {"a": null}]));
-        assert_eq!(nested.encoded_size(), 1 + r#"[1,{"a":null}]"#.len() + 4);
+        assert_eq!(nested.encoded_size(), r#"{"n":[1,{"a":null}]}"#.len());
     }
 }

@@ -13,7 +13,7 @@ use broker_core::{
     DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Message, NackAction, Operation,
     Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -660,7 +660,15 @@ fn received(row: &PgRow) -> Result<Received> {
     let id: i64 = row.try_get("id").map_err(decode)?;
     let lease: i64 = row.try_get("lease_token").map_err(decode)?;
     let payload: Vec<u8> = row.try_get("payload").map_err(decode)?;
-    let Json(headers): Json<Headers> = row.try_get("headers").map_err(decode)?;
+    // Kept as the text PostgreSQL returns: parsed only if someone reads them as a map.
+    let Json(headers): Json<Box<RawValue>> = row.try_get("headers").map_err(decode)?;
+    let headers = Headers::from_json(headers).map_err(|e| {
+        error(
+            ErrorKind::Codec,
+            Operation::Receive,
+            format!("message {id} has unusable headers: {e}"),
+        )
+    })?;
     let Json(properties): Json<Value> = row.try_get("properties").map_err(decode)?;
     let receive_count: i32 = row.try_get("receive_count").map_err(decode)?;
     Ok(Received {

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use broker_core::{AckToken, Headers, Message, Properties, Received};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::base64;
 
@@ -95,8 +96,8 @@ struct EnvelopeIn<'a> {
     receives: u32,
     #[serde(default)]
     properties: PropertiesIn,
-    #[serde(default)]
-    headers: Option<HeadersIn>,
+    #[serde(borrow, default)]
+    headers: Option<&'a RawValue>,
     #[serde(rename = "content-type", default)]
     content_type: Option<String>,
     #[serde(rename = "content-encoding", default)]
@@ -115,35 +116,6 @@ struct PropertiesIn {
     reply_to: Option<String>,
     #[serde(rename = "x-ordering-key", default)]
     ordering_key: Option<String>,
-}
-
-/// Headers read as a list of entries and then built into a map in one sorted pass, which
-/// costs a fraction of inserting each entry as it is read. A name given twice keeps its
-/// last value, as inserting would.
-struct HeadersIn(Headers);
-
-impl<'de> Deserialize<'de> for HeadersIn {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = HeadersIn;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object of headers")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<HeadersIn, A::Error> {
-                let mut entries: Vec<(String, serde_json::Value)> =
-                    Vec::with_capacity(map.size_hint().unwrap_or(24));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(HeadersIn(entries.into_iter().collect()))
-            }
-        }
-        deserializer.deserialize_map(Entries)
-    }
 }
 
 /// A token names a delivery's tag and the receive count it was handed out under: a later
@@ -165,6 +137,12 @@ pub(crate) fn parse_token(token: &AckToken) -> Option<(&str, u32)> {
 pub(crate) fn decode(tag: &str, raw: &[u8]) -> Result<Received, String> {
     let envelope: EnvelopeIn<'_> =
         serde_json::from_slice(raw).map_err(|e| format!("envelope is not kombu JSON: {e}"))?;
+    // Kept as text: parsed only if someone reads them as a map.
+    let headers = match envelope.headers {
+        Some(text) => Headers::from_json(text.to_owned())
+            .map_err(|e| format!("envelope headers are unusable: {e}"))?,
+        None => Headers::new(),
+    };
     let body = envelope.body.unwrap_or_default();
     let payload = match envelope.properties.body_encoding.as_deref() {
         Some("base64") => {
@@ -175,7 +153,7 @@ pub(crate) fn decode(tag: &str, raw: &[u8]) -> Result<Received, String> {
     Ok(Received {
         id: tag.to_owned(),
         payload: Bytes::from(payload),
-        headers: envelope.headers.map(|h| h.0).unwrap_or_default(),
+        headers,
         properties: Properties {
             content_type: envelope.content_type,
             content_encoding: envelope.content_encoding,
