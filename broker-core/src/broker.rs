@@ -58,6 +58,62 @@ pub struct Received {
     pub token: AckToken,
 }
 
+/// How many deliveries a receiver can take: a fixed number, or a number it reads from its free
+/// slots whenever a backend is about to take messages (see [`Broker::receive_up_to`]).
+#[derive(Clone, Copy)]
+pub struct Capacity<'a> {
+    at_most: usize,
+    free: Option<&'a (dyn Fn() -> usize + Sync)>,
+}
+
+impl<'a> Capacity<'a> {
+    /// Room for `max` deliveries (at least one).
+    #[must_use]
+    pub const fn fixed(max: usize) -> Capacity<'static> {
+        Capacity {
+            at_most: max,
+            free: None,
+        }
+    }
+
+    /// Room for as many deliveries as `free` answers when asked, but never more than `at_most`
+    /// nor fewer than one. `free` must be cheap: backends call it while taking messages.
+    #[must_use]
+    pub fn dynamic(at_most: usize, free: &'a (dyn Fn() -> usize + Sync)) -> Self {
+        Self {
+            at_most,
+            free: Some(free),
+        }
+    }
+
+    /// The same capacity, never above `limit` (a backend's batch limit).
+    #[must_use]
+    pub fn limited_to(self, limit: usize) -> Self {
+        Self {
+            at_most: self.at_most.min(limit),
+            ..self
+        }
+    }
+
+    /// How many deliveries to take now: between 1 and the upper bound.
+    #[must_use]
+    pub fn now(&self) -> usize {
+        let room = self
+            .free
+            .map_or(self.at_most, |free| free().min(self.at_most));
+        room.max(1)
+    }
+}
+
+impl fmt::Debug for Capacity<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capacity")
+            .field("at_most", &self.at_most)
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
 /// What to do with a delivery that was not processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NackAction {
@@ -105,6 +161,23 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// one. An empty vector means none arrived in time. Each delivery is leased (or held by
     /// this connection) until acked, nacked or its lease ends.
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>>;
+
+    /// [`Broker::receive`] for a receiver whose room changes while it waits: takes up to
+    /// [`Capacity::now`] deliveries, read when messages are taken, not when the call began.
+    ///
+    /// A worker with some slots busy starts a long poll; when work arrives, the busy tasks may
+    /// have finished. A backend that waits and then takes (memory, Redis, PostgreSQL)
+    /// overrides this to read the capacity at each take, so that one receive fills every slot
+    /// free by then. The default reads it once and calls [`Broker::receive`], which is right
+    /// for a backend that must fix the count up front (an SQS long poll).
+    async fn receive_up_to(
+        &self,
+        queue: &str,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Received>> {
+        self.receive(queue, capacity.now(), wait).await
+    }
 
     /// Removes these deliveries for good. Acking a delivery whose lease ended is
     /// [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost): another consumer may have it.

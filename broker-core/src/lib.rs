@@ -22,7 +22,7 @@ pub mod tasks;
 pub mod urls;
 pub mod worker;
 
-pub use broker::{AckToken, Broker, DEAD_LETTER_REASON_HEADER, NackAction, Received};
+pub use broker::{AckToken, Broker, Capacity, DEAD_LETTER_REASON_HEADER, NackAction, Received};
 pub use capabilities::{
     Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension, Ordering,
     Persistence, Redelivery, Requirement, StaleTokens,

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tracing::Instrument;
 
 use crate::{
-    broker::Broker,
+    broker::{Broker, Capacity},
     capabilities::{Capabilities, Delay},
     delivery::Delivery,
     error::{Error, ErrorKind, Operation, Result},
@@ -124,12 +124,27 @@ impl Queue {
     /// # Errors
     /// The backend's error after retries.
     pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        self.receive_up_to(Capacity::fixed(max), wait).await
+    }
+
+    /// Receives up to `capacity` deliveries (capped at the backend's `max_batch`), waiting up
+    /// to `wait` for the first. Where the backend allows, the capacity is read when messages
+    /// are taken (see [`Broker::receive_up_to`]).
+    ///
+    /// # Errors
+    /// The backend's error after retries.
+    pub async fn receive_up_to(
+        &self,
+        capacity: Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
         let caps = self.capabilities();
-        let max = max.clamp(1, caps.max_batch.max(1));
-        let span = tracing::trace_span!("receive", backend = caps.backend, queue = %self.name, max);
+        let capacity = capacity.limited_to(caps.max_batch.max(1));
+        let span =
+            tracing::trace_span!("receive", backend = caps.backend, queue = %self.name, ?capacity);
         let received = self
             .retry
-            .run(|| self.broker.receive(&self.name, max, wait))
+            .run(|| self.broker.receive_up_to(&self.name, &capacity, wait))
             .instrument(span)
             .await?;
         Ok(received

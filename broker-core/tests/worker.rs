@@ -9,8 +9,8 @@ use std::{
 };
 
 use broker_core::{
-    Broker, DEAD_LETTER_REASON_HEADER, Message, Queue, ResultStore, ResultStoreExt, RetryPolicy,
-    TaskState,
+    Broker, Capacity, DEAD_LETTER_REASON_HEADER, Message, Queue, ResultStore, ResultStoreExt,
+    RetryPolicy, TaskState,
     celery::TaskMessage,
     tasks::send_task,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions, WorkerReport},
@@ -187,15 +187,55 @@ async fn started_is_written_while_the_task_runs_and_never_after_its_outcome() {
     worker.await.expect("join");
 }
 
-/// The in-process broker, counting ack calls and holding the first one for a second.
+/// The in-process broker, recording how many deliveries each receive that got any returned
+/// and how many tokens each ack call carried; with `slow_first_ack`, the first ack takes a
+/// second.
 #[derive(Debug)]
-struct SlowFirstAck {
+struct Observed {
     inner: MemoryBroker,
-    calls: Mutex<Vec<usize>>,
+    slow_first_ack: bool,
+    receives: Mutex<Vec<usize>>,
+    acks: Mutex<Vec<usize>>,
+}
+
+impl Observed {
+    fn new(slow_first_ack: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryBroker::new(MemoryConfig {
+                visibility_timeout: Duration::from_secs(30),
+                ..MemoryConfig::default()
+            }),
+            slow_first_ack,
+            receives: Mutex::default(),
+            acks: Mutex::default(),
+        })
+    }
+
+    async fn setup(self: &Arc<Self>) -> Setup {
+        let queue = Queue::declare(self.clone(), "tasks")
+            .await
+            .expect("declare");
+        Setup {
+            queue,
+            results: Arc::new(MemoryResultStore::new(Duration::from_secs(3600))),
+        }
+    }
+
+    fn record(
+        &self,
+        got: broker_core::Result<Vec<broker_core::Received>>,
+    ) -> broker_core::Result<Vec<broker_core::Received>> {
+        if let Ok(received) = &got {
+            if !received.is_empty() {
+                self.receives.lock().unwrap().push(received.len());
+            }
+        }
+        got
+    }
 }
 
 #[async_trait::async_trait]
-impl Broker for SlowFirstAck {
+impl Broker for Observed {
     fn capabilities(&self) -> &broker_core::Capabilities {
         self.inner.capabilities()
     }
@@ -214,15 +254,23 @@ impl Broker for SlowFirstAck {
         max: usize,
         wait: Duration,
     ) -> broker_core::Result<Vec<broker_core::Received>> {
-        self.inner.receive(queue, max, wait).await
+        self.record(self.inner.receive(queue, max, wait).await)
+    }
+    async fn receive_up_to(
+        &self,
+        queue: &str,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> broker_core::Result<Vec<broker_core::Received>> {
+        self.record(self.inner.receive_up_to(queue, capacity, wait).await)
     }
     async fn ack(&self, queue: &str, tokens: &[broker_core::AckToken]) -> broker_core::Result<()> {
         let first = {
-            let mut calls = self.calls.lock().unwrap();
+            let mut calls = self.acks.lock().unwrap();
             calls.push(tokens.len());
             calls.len() == 1
         };
-        if first {
+        if first && self.slow_first_ack {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         self.inner.ack(queue, tokens).await
@@ -253,20 +301,8 @@ impl Broker for SlowFirstAck {
 
 #[tokio::test]
 async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
-    let broker = Arc::new(SlowFirstAck {
-        inner: MemoryBroker::new(MemoryConfig {
-            visibility_timeout: Duration::from_secs(30),
-            ..MemoryConfig::default()
-        }),
-        calls: Mutex::default(),
-    });
-    let queue = Queue::declare(broker.clone(), "tasks")
-        .await
-        .expect("declare");
-    let setup = Setup {
-        queue,
-        results: Arc::new(MemoryResultStore::new(Duration::from_secs(3600))),
-    };
+    let broker = Observed::new(true);
+    let setup = broker.setup().await;
     let mut ids = Vec::new();
     for n in 0..10 {
         ids.push(send(&setup, "echo", vec![json!(n)]).await);
@@ -288,7 +324,7 @@ async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
     stop.cancel();
     assert_eq!(worker.await.expect("join").succeeded, 10);
 
-    let calls = broker.calls.lock().unwrap().clone();
+    let calls = broker.acks.lock().unwrap().clone();
     assert_eq!(
         calls.iter().sum::<usize>(),
         10,
@@ -304,6 +340,53 @@ async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
         .await
         .expect("receive");
     assert!(left.is_empty(), "acked before the worker returned");
+}
+
+#[tokio::test]
+async fn a_waiting_receive_takes_as_many_tasks_as_slots_are_free_when_they_arrive() {
+    let broker = Observed::new(false);
+    let setup = broker.setup().await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let tasks = TaskRegistry::new()
+        .register("hold", move |_req: TaskRequest| {
+            let gate = gate.clone();
+            async move {
+                gate.notified().await;
+                Ok(Value::Null)
+            }
+        })
+        .register("quick", |_req: TaskRequest| async { Ok(Value::Null) });
+    let options = WorkerOptions {
+        concurrency: 4,
+        prefetch: 4,
+        poll_wait: Duration::from_secs(5),
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+
+    // One slot busy: the worker's next receive begins with room for three.
+    let held = send(&setup, "hold", vec![]).await;
+    wait_for_state(&setup, &held, TaskState::Started).await;
+    release.notify_one();
+    wait_for_state(&setup, &held, TaskState::Success).await;
+    // Four tasks arrive while that receive waits, with all four slots free again.
+    let batch = (0..4)
+        .map(|_| {
+            let task = TaskMessage::new("quick", vec![], serde_json::Map::new());
+            broker_core::tasks::task_to_message(&task, setup.queue.capabilities().delay).unwrap()
+        })
+        .collect();
+    setup.queue.publish_batch(batch).await.expect("publish");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").succeeded, 5);
+    assert_eq!(
+        *broker.receives.lock().unwrap(),
+        [1, 4],
+        "the four tasks were taken in one receive"
+    );
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication, Delay,
-    DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering,
-    Persistence, Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
+    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation,
+    Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
 };
 use tokio::time::Instant;
 
@@ -304,6 +304,15 @@ impl Broker for MemoryBroker {
     }
 
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
+        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
+    }
+
+    async fn receive_up_to(
+        &self,
+        queue: &str,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Received>> {
         let deadline = Instant::now() + wait;
         loop {
             let notify;
@@ -316,7 +325,7 @@ impl Broker for MemoryBroker {
                 let q = Self::queue_mut(&mut state.queues, queue, Operation::Receive)?;
                 if q.has_ready() {
                     let lease = self.config.visibility_timeout;
-                    return Ok(q.take(max.max(1), lease, now, &mut state.next_lease));
+                    return Ok(q.take(capacity.now(), lease, now, &mut state.next_lease));
                 }
                 if now >= deadline {
                     return Ok(Vec::new());

@@ -9,8 +9,8 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication, Delay,
-    DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Message, NackAction, Operation,
+    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
+    Delay, DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Message, NackAction, Operation,
     Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
 };
 use serde_json::{Map, Value, value::RawValue};
@@ -430,6 +430,16 @@ impl Broker for PostgresBroker {
                 format!("cannot receive {max} messages at once; the limit is 1 to {MAX_BATCH}"),
             ));
         }
+        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
+    }
+
+    async fn receive_up_to(
+        &self,
+        queue: &str,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Received>> {
+        self.check_open(Operation::Receive)?;
         let deadline = Instant::now() + wait;
         let signal = if wait.is_zero() {
             None
@@ -443,6 +453,7 @@ impl Broker for PostgresBroker {
             if let Some(notified) = notified.as_mut().as_pin_mut() {
                 notified.enable();
             }
+            let max = capacity.now().min(MAX_BATCH);
             let (exists, next) = match self.claim(queue, max).await? {
                 Claim::Leased(claimed) => return Ok(claimed),
                 Claim::Empty { exists, next } => (exists, next),

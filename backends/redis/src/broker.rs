@@ -10,9 +10,9 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, Error,
-    ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering, Persistence, Received,
-    Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, DeadLetter, Deduplication, Delay, DeliveryGuarantee,
+    Error, ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering, Persistence,
+    Received, Redelivery, Result, StaleTokens,
 };
 use redis::{Value, aio::ConnectionManager};
 use tokio::{task::JoinHandle, time::Instant};
@@ -446,7 +446,15 @@ impl Broker for RedisBroker {
     }
 
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
-        let max = max.clamp(1, MAX_BATCH);
+        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
+    }
+
+    async fn receive_up_to(
+        &self,
+        queue: &str,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Received>> {
         let deadline = Instant::now() + wait;
         self.listen_for_wake_ups();
         let notify = self.wakers.get(queue);
@@ -456,7 +464,7 @@ impl Broker for RedisBroker {
             tokio::pin!(woken);
             woken.as_mut().enable();
 
-            let batch = self.take(queue, max).await?;
+            let batch = self.take(queue, capacity.now().min(MAX_BATCH)).await?;
             if !batch.items.is_empty() {
                 let mut out = Vec::with_capacity(batch.items.len());
                 for (tag, raw) in batch.items {

@@ -17,8 +17,8 @@ use super::{
     registry::{TaskError, TaskRegistry, TaskRequest},
 };
 use crate::{
-    DEAD_LETTER_REASON_HEADER, DeadLetter, Delay, Delivery, ErrorKind, Message, NackAction, Queue,
-    Result, ResultStore, RetryPolicy, TaskResult, TaskState,
+    Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Delay, Delivery, ErrorKind, Message,
+    NackAction, Queue, Result, ResultStore, RetryPolicy, TaskResult, TaskState,
     celery::TaskMessage,
     tasks::{send_task, task_from_delivery},
 };
@@ -28,8 +28,8 @@ use crate::{
 pub struct WorkerOptions {
     /// Tasks run at the same time, at most. Default 4.
     pub concurrency: usize,
-    /// Messages taken in one receive, at most (never more than free slots, so no message waits
-    /// leased in a buffer). Default 4.
+    /// Messages taken in one receive, at most (never more than the slots free when the backend
+    /// takes them, so no message waits leased in a buffer). Default 4.
     pub prefetch: usize,
     /// How long one receive waits for work (the long-poll). Default 1 s.
     pub poll_wait: Duration,
@@ -209,21 +209,21 @@ impl Worker {
                 () = shutdown.cancelled(), if !draining => continue,
                 () = tokio::time::sleep_until(until), if draining => break,
             };
-            let mut permits = vec![first];
-            while permits.len() < self.options.prefetch.max(1) {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    break;
-                };
-                permits.push(permit);
-            }
             let wait = if draining {
                 self.options.poll_wait.min(Duration::from_millis(100))
             } else {
                 self.options.poll_wait
             };
+            // Room for the slot held and every slot free when the backend takes messages:
+            // tasks that finish while the receive waits make room for more. Only this loop
+            // takes slots, so each delivery finds its slot free below.
+            let free = || 1 + slots.available_permits();
+            let capacity = Capacity::dynamic(self.options.prefetch.max(1), &free);
             // A receive is never cancelled: messages it took must reach a job, not vanish
             // until their lease ends. It waits at most `poll_wait`.
-            match self.queue.receive(permits.len(), wait).await {
+            let received = self.queue.receive_up_to(capacity, wait).await;
+            let mut first = Some(first);
+            match received {
                 Ok(deliveries) if draining && deliveries.is_empty() && running.is_empty() => break,
                 Ok(deliveries) => {
                     failures = 0;
@@ -231,7 +231,15 @@ impl Worker {
                         let taken = deliveries.len() as u64;
                         job.count(|r| r.drained += taken);
                     }
-                    for (delivery, permit) in deliveries.into_iter().zip(permits) {
+                    for delivery in deliveries {
+                        let permit = match first.take() {
+                            Some(permit) => permit,
+                            None => slots
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .expect("the semaphore is never closed"),
+                        };
                         let job = job.clone();
                         // Boxed: the job's state machine is large, and a boxed one is
                         // moved as a pointer (into the task, and when it completes).
