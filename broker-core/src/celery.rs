@@ -561,22 +561,30 @@ impl Embed {
             extra: map,
         })
     }
+}
 
-    fn to_value(&self) -> Value {
-        let list =
-            |items: Option<&Vec<Value>>| items.map_or(Value::Null, |v| Value::Array(v.clone()));
-        let mut map = Map::new();
-        map.insert(EMBED_CALLBACKS.into(), list(self.callbacks.as_ref()));
-        map.insert(EMBED_ERRBACKS.into(), list(self.errbacks.as_ref()));
-        map.insert(EMBED_CHAIN.into(), list(self.chain.as_ref()));
-        map.insert(
-            EMBED_CHORD.into(),
-            self.chord.clone().unwrap_or(Value::Null),
-        );
-        for (k, v) in &self.extra {
-            map.entry(k.clone()).or_insert_with(|| v.clone());
+/// [`Embed`] as Celery writes it: the four standard keys (`null` where unset), then any other
+/// key that does not repeat one of them.
+struct WireEmbed<'a>(&'a Embed);
+
+impl Serialize for WireEmbed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let embed = self.0;
+        let standard = [EMBED_CALLBACKS, EMBED_ERRBACKS, EMBED_CHAIN, EMBED_CHORD];
+        let extra = embed
+            .extra
+            .iter()
+            .filter(|(key, _)| !standard.contains(&key.as_str()));
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(EMBED_CALLBACKS, &embed.callbacks)?;
+        map.serialize_entry(EMBED_ERRBACKS, &embed.errbacks)?;
+        map.serialize_entry(EMBED_CHAIN, &embed.chain)?;
+        map.serialize_entry(EMBED_CHORD, &embed.chord)?;
+        for (key, value) in extra {
+            map.serialize_entry(key, value)?;
         }
-        Value::Object(map)
+        map.end()
     }
 }
 
@@ -841,7 +849,7 @@ impl TaskMessage {
     pub fn encode(&self) -> Result<EncodedTask, ProtocolError> {
         self.properties.check_supported()?;
         let headers = self.headers.to_headers()?;
-        let body = serde_json::to_vec(&(&self.args, &self.kwargs, self.embed.to_value()))
+        let body = serde_json::to_vec(&(&self.args, &self.kwargs, WireEmbed(&self.embed)))
             .map_err(ProtocolError::Serialize)?;
         Ok(EncodedTask {
             headers,

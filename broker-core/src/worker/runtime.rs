@@ -1,11 +1,13 @@
 //! The fetch loop and the life of one job.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use chrono::Utc;
+use futures::FutureExt as _;
 use serde_json::Value;
 use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -439,7 +441,9 @@ impl Job {
         run: super::registry::TaskFuture,
         hard_limit: Option<Duration>,
     ) -> Outcome {
-        let mut handle = tokio::spawn(run);
+        // Polled in this job's own task (no task of its own to spawn and join); a panic is
+        // caught here, and losing the race below drops the handler, which stops it.
+        let handler = AssertUnwindSafe(run).catch_unwind();
         let limit = async {
             match hard_limit {
                 Some(limit) => tokio::time::sleep(limit).await,
@@ -447,21 +451,15 @@ impl Job {
             }
         };
         tokio::select! {
-            joined = &mut handle => Outcome::Done(match joined {
-                Ok(result) => result,
-                Err(err) if err.is_panic() => Err(TaskError::fail("Panic", "the task handler panicked")),
-                Err(_) => Err(TaskError::retry("the task handler was cancelled")),
-            }),
+            finished = handler => Outcome::Done(finished.unwrap_or_else(|_| {
+                Err(TaskError::fail("Panic", "the task handler panicked"))
+            })),
             () = self.keep_alive(delivery) => unreachable!("keep_alive never completes"),
             () = limit => {
-                handle.abort();
                 let seconds = hard_limit.unwrap_or_default().as_secs_f64();
                 Outcome::Done(Err(TaskError::fail("TimeLimitExceeded", format!("hard time limit ({seconds}s) exceeded"))))
             }
-            () = self.hard_stop.cancelled() => {
-                handle.abort();
-                Outcome::Released
-            }
+            () = self.hard_stop.cancelled() => Outcome::Released,
         }
     }
 
