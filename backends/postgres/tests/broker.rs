@@ -3,9 +3,15 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use broker_core::{AckToken, Broker, ErrorKind, Message, NackAction, Queue};
+use broker_core::{AckToken, Broker, Capacity, ErrorKind, Message, NackAction, Queue};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore, latest_version};
 use support::TestSchema;
 use tokio::time::Instant;
@@ -59,6 +65,37 @@ async fn publish_wakes_a_waiting_consumer_without_waiting_for_the_poll() {
         latencies[4] < Duration::from_millis(500),
         "a consumer waited for the poll: {latencies:?}"
     );
+}
+
+#[tokio::test]
+async fn a_waiting_receive_takes_as_many_as_its_capacity_allows_when_work_arrives() {
+    let Some(url) = support::url_or_skip(
+        "a_waiting_receive_takes_as_many_as_its_capacity_allows_when_work_arrives",
+    ) else {
+        return;
+    };
+    let schema = TestSchema::fresh();
+    let config = support::config(&url, &schema.name);
+    let publisher = declared(&config, "room").await;
+    let consumer = Queue::new(Arc::new(support::broker(config.clone()).await), "room");
+    let room = AtomicUsize::new(1);
+    let free = || room.load(Ordering::SeqCst);
+    let receive = consumer.receive_up_to(Capacity::dynamic(10, &free), Duration::from_secs(10));
+    let publish = async {
+        // The receive is waiting with room for one; three arrive once it has room for three.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        room.store(3, Ordering::SeqCst);
+        let batch: Vec<_> = (0..3).map(|n| Message::new(format!("m{n}"))).collect();
+        publisher.publish("room", &batch).await.expect("publish");
+    };
+    let (got, ()) = tokio::join!(receive, publish);
+    let got = got.expect("receive");
+    assert_eq!(
+        got.len(),
+        3,
+        "the capacity was read when the messages were taken"
+    );
+    consumer.ack_all(got).await.expect("ack");
 }
 
 #[tokio::test]

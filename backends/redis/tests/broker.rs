@@ -7,13 +7,16 @@
 mod support;
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use broker_core::{
-    Broker, DEAD_LETTER_REASON_HEADER, ErrorKind, Message, NackAction, Persistence, Queue,
-    RetryPolicy,
+    Broker, Capacity, DEAD_LETTER_REASON_HEADER, ErrorKind, Message, NackAction, Persistence,
+    Queue, RetryPolicy,
 };
 use broker_redis::{RedisBroker, RedisConfig};
 use redis::AsyncCommands;
@@ -389,6 +392,33 @@ async fn message_written_by_python_kombu_is_received_requeued_and_acked() {
     assert_eq!(second.receive_count(), 2);
     assert_eq!(second.properties().correlation_id.as_deref(), Some("5f0e"));
     second.ack().await.expect("ack");
+}
+
+#[tokio::test]
+async fn a_waiting_receive_takes_as_many_as_its_capacity_allows_when_work_arrives() {
+    let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
+        return;
+    };
+    let broker = fx.broker().await;
+    let queue = fx.queue(&broker).await;
+    let room = AtomicUsize::new(1);
+    let free = || room.load(Ordering::SeqCst);
+    let receive = queue.receive_up_to(Capacity::dynamic(10, &free), Duration::from_secs(5));
+    let publish = async {
+        // The receive is waiting with room for one; three arrive once it has room for three.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        room.store(3, Ordering::SeqCst);
+        let batch = (0..3).map(|n| Message::new(format!("m{n}"))).collect();
+        queue.publish_batch(batch).await.expect("publish");
+    };
+    let (got, ()) = tokio::join!(receive, publish);
+    let got = got.expect("receive");
+    assert_eq!(
+        got.len(),
+        3,
+        "the capacity was read when the messages were taken"
+    );
+    queue.ack_all(got).await.expect("ack");
 }
 
 #[tokio::test]
