@@ -46,7 +46,7 @@ use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
-use crate::headers::Headers;
+use crate::headers::{Headers, MAX_DEPTH};
 
 /// The only content type this codec reads or writes.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
@@ -311,10 +311,10 @@ impl TaskHeaders {
                 return Err(ProtocolError::ReservedHeader { name: name.clone() });
             }
             // The headers object and this entry's value take the first two levels.
-            if 1 + nesting_depth(value) > MAX_HEADER_DEPTH {
+            if 1 + nesting_depth(value) > MAX_DEPTH {
                 return Err(invalid_header(
                     name,
-                    format!("nested deeper than the {MAX_HEADER_DEPTH} levels JSON readers accept"),
+                    format!("nested deeper than the {MAX_DEPTH} levels JSON readers accept"),
                 ));
             }
         }
@@ -1150,10 +1150,6 @@ fn datetime_text(name: &str, dt: Option<DateTime<Utc>>) -> Result<Option<String>
     Ok(Some(format_datetime(dt)))
 }
 
-/// The deepest nesting of arrays and objects JSON readers accept in headers (`serde_json`'s
-/// recursion limit, counting the headers object itself).
-const MAX_HEADER_DEPTH: usize = 127;
-
 /// How deeply arrays and objects nest in `value` (0 for a scalar).
 fn nesting_depth(value: &Value) -> usize {
     match value {
@@ -1905,11 +1901,9 @@ mod tests {
         ));
 
         let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!([inner]));
-        let m = base
-            .clone()
-            .with_header("x-deep", nested(MAX_HEADER_DEPTH - 1));
+        let m = base.clone().with_header("x-deep", nested(MAX_DEPTH - 1));
         assert!(TaskMessage::decode(&m.encode().unwrap()).is_ok());
-        let m = base.clone().with_header("x-deep", nested(MAX_HEADER_DEPTH));
+        let m = base.clone().with_header("x-deep", nested(MAX_DEPTH));
         let err = m.encode().unwrap_err();
         assert!(
             err.to_string()

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, value::RawValue};
 /// The deepest nesting `serde_json` parses (its recursion limit), counting the headers object
 /// itself as 1. Text nested deeper is refused when the headers are made, so reading them as
 /// a map later cannot fail.
-const MAX_DEPTH: usize = 127;
+pub(crate) const MAX_DEPTH: usize = 127;
 
 /// Message headers: names to JSON values.
 ///

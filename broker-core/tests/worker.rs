@@ -561,6 +561,41 @@ async fn panicking_handler_is_recorded_as_failure_and_the_worker_survives() {
 }
 
 #[tokio::test]
+async fn a_task_past_its_hard_time_limit_is_stopped_and_recorded_as_failure() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = finished.clone();
+    let tasks = TaskRegistry::new().register("slow", move |_req: TaskRequest| {
+        let done = done.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok(Value::Null)
+        }
+    });
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let task = TaskMessage::new("slow", vec![], serde_json::Map::new())
+        .with_timelimit(Some(Duration::from_millis(200)), None);
+    let id = send_task(&setup.queue, &task).await.expect("send");
+
+    let failed = wait_for_state(&setup, &id, TaskState::Failure).await;
+    assert_eq!(failed.result["exc_type"], "TimeLimitExceeded");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "the handler was stopped"
+    );
+    stop.cancel();
+    let report = worker.await.expect("join");
+    assert_eq!(
+        (report.failed, report.succeeded),
+        (1, 0),
+        "run once, not again"
+    );
+}
+
+#[tokio::test]
 async fn a_slow_task_keeps_its_lease_and_runs_once() {
     let lease = Duration::from_millis(600);
     let setup = setup(lease).await;
