@@ -1,7 +1,8 @@
 //! The one error type of the workspace.
 //!
-//! Every error names the [`Operation`] that failed and the backend it failed on, says whether
-//! trying again may help ([`Error::is_retryable`]), and never contains a secret: backends pass
+//! Every error names the [`Operation`] that failed and the backend it failed on (errors above
+//! the backends, such as a malformed URL or an unencodable task, name none), says whether trying
+//! again may help ([`Error::is_retryable`]), and never contains a secret: backends pass
 //! client-library messages through [`crate::urls::redact`] before wrapping them.
 
 use std::{error::Error as StdError, fmt};
@@ -132,12 +133,12 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An error from a broker, a result store or the layers above them.
 ///
-/// Displayed as `<backend>: <operation> failed: <kind>: <detail>`. The detail and the source
-/// never contain credentials.
+/// Displayed as `<backend>: <operation> failed: <kind>: <detail>`, without `<backend>: ` for an
+/// error that belongs to no backend. The detail and the source never contain credentials.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    backend: &'static str,
+    backend: Option<&'static str>,
     operation: Operation,
     retryable: bool,
     detail: String,
@@ -156,11 +157,29 @@ impl Error {
     ) -> Self {
         Self {
             kind,
-            backend,
+            backend: Some(backend),
             operation,
             retryable: kind.is_retryable(),
             detail: detail.into(),
             source: None,
+        }
+    }
+
+    /// A [`ErrorKind::Configuration`] error that belongs to no backend (a malformed URL, a
+    /// scheme no backend answers).
+    pub fn configuration(operation: Operation, detail: impl Into<String>) -> Self {
+        Self {
+            backend: None,
+            ..Self::new(ErrorKind::Configuration, "", operation, detail)
+        }
+    }
+
+    /// A [`ErrorKind::Codec`] error that belongs to no backend (a value that cannot be
+    /// serialized, a task message that cannot be decoded).
+    pub fn codec(operation: Operation, detail: impl Into<String>) -> Self {
+        Self {
+            backend: None,
+            ..Self::new(ErrorKind::Codec, "", operation, detail)
         }
     }
 
@@ -184,9 +203,9 @@ impl Error {
         self.kind
     }
 
-    /// The backend's name (`memory`, `redis`, ...), or `core` for errors above the backends.
+    /// The backend's name (`memory`, `redis`, ...); `None` for errors above the backends.
     #[must_use]
-    pub fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> Option<&'static str> {
         self.backend
     }
 
@@ -213,11 +232,10 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} failed: {}",
-            self.backend, self.operation, self.kind
-        )?;
+        if let Some(backend) = self.backend {
+            write!(f, "{backend}: ")?;
+        }
+        write!(f, "{} failed: {}", self.operation, self.kind)?;
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }
@@ -251,6 +269,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "memory: publish failed: queue not found: queue `x`"
+        );
+    }
+
+    #[test]
+    fn an_error_of_no_backend_names_none() {
+        let err = Error::configuration(Operation::ParseUrl, "missing scheme");
+        assert_eq!(err.backend(), None);
+        assert_eq!(
+            err.to_string(),
+            "parse url failed: configuration error: missing scheme"
         );
     }
 

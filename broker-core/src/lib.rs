@@ -4,9 +4,11 @@
 //! [`Capabilities`]; applications hold a [`Queue`] (publishing, receiving, retries, limits,
 //! written once) and receive [`Delivery`] values that they ack or nack. Tasks travel in
 //! Celery's message protocol v2 ([`celery`]) and are run by the [`worker`] runtime, which
-//! writes their states to a [`ResultStore`]. [`urls`] parses `CELERY_BROKER_URL` and
-//! `CELERY_RESULT_BACKEND`; [`registry`] turns a parsed URL into a connected backend.
+//! writes their states to a [`ResultStore`]. [`backends`] turns `CELERY_BROKER_URL` and
+//! `CELERY_RESULT_BACKEND` into connected backends, each backend reading its own URL with the
+//! shared parts of [`urls`].
 
+pub mod backends;
 mod broker;
 mod capabilities;
 pub mod celery;
@@ -15,7 +17,6 @@ mod error;
 mod headers;
 mod message;
 mod queue;
-pub mod registry;
 mod result;
 mod retry;
 pub mod tasks;

@@ -58,14 +58,8 @@ impl Message {
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when `value` cannot be serialized (a map
     /// with non-string keys, a failing `Serialize` implementation).
     pub fn json(value: &impl serde::Serialize) -> crate::Result<Self> {
-        let payload = serde_json::to_vec(value).map_err(|e| {
-            crate::Error::new(
-                crate::ErrorKind::Codec,
-                "core",
-                crate::Operation::Encode,
-                e.to_string(),
-            )
-        })?;
+        let payload = serde_json::to_vec(value)
+            .map_err(|e| crate::Error::codec(crate::Operation::Encode, e.to_string()))?;
         Ok(Self::new(payload).content_type("application/json"))
     }
 

@@ -11,7 +11,7 @@ use crate::{
     capabilities::Delay,
     celery::TaskMessage,
     delivery::Delivery,
-    error::{Error, ErrorKind, Operation, Result},
+    error::{Error, Operation, Result},
     message::{Message, Properties},
     queue::Queue,
 };
@@ -23,11 +23,11 @@ use crate::{
 /// ETA itself.
 ///
 /// # Errors
-/// [`ErrorKind::Codec`] when the task cannot be encoded.
+/// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the task cannot be encoded.
 pub fn task_to_message(task: &TaskMessage, delay_support: Delay) -> Result<Message> {
     let encoded = task
         .encode()
-        .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Encode, e.to_string()))?;
+        .map_err(|e| Error::codec(Operation::Encode, e.to_string()))?;
     let mut message = Message::new(encoded.body);
     message.headers = encoded.headers;
     let props = encoded.properties;
@@ -49,7 +49,7 @@ pub fn task_to_message(task: &TaskMessage, delay_support: Delay) -> Result<Messa
 /// Decodes the task a delivery carries.
 ///
 /// # Errors
-/// [`ErrorKind::Codec`] saying why the message is not a task (wrong content type, malformed
+/// [`ErrorKind::Codec`](crate::ErrorKind::Codec) saying why the message is not a task (wrong content type, malformed
 /// body, missing headers); such a message is poison and belongs in the dead-letter queue.
 pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
     let props = delivery.properties();
@@ -63,7 +63,7 @@ pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
     properties.correlation_id.clone_from(&props.correlation_id);
     properties.reply_to.clone_from(&props.reply_to);
     TaskMessage::decode_parts(delivery.headers(), &properties, delivery.payload())
-        .map_err(|e| Error::new(ErrorKind::Codec, "core", Operation::Decode, e.to_string()))
+        .map_err(|e| Error::codec(Operation::Decode, e.to_string()))
 }
 
 /// Sends `task` to `queue`; returns its id.

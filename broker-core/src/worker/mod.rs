@@ -3,11 +3,11 @@
 
 mod acker;
 mod lease;
-mod registry;
 mod runtime;
+mod task_registry;
 
-pub use registry::{Task, TaskError, TaskFuture, TaskRegistry, TaskRequest};
 pub use runtime::{Worker, WorkerOptions, WorkerReport};
+pub use task_registry::{Task, TaskError, TaskFuture, TaskRegistry, TaskRequest};
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
 pub async fn shutdown_signal() {

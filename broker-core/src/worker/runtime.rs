@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::{
     acker::{Acker, Acks},
     lease::LeaseRenewal,
-    registry::{TaskError, TaskRegistry, TaskRequest},
+    task_registry::{TaskError, TaskRegistry, TaskRequest},
 };
 use crate::{
     Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Delay, Delivery, ErrorKind, Message,
@@ -438,7 +438,7 @@ impl Job {
     async fn run_handler(
         &self,
         delivery: &Delivery,
-        run: super::registry::TaskFuture,
+        run: super::task_registry::TaskFuture,
         hard_limit: Option<Duration>,
     ) -> Outcome {
         // Polled in this job's own task (no task of its own to spawn and join); a panic is
