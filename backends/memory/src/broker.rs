@@ -19,29 +19,8 @@ use tokio::time::Instant;
 
 use crate::queue::{QueueState, Return, Stored};
 
-const BACKEND: &str = "memory";
+use crate::{BACKEND, MemoryConfig};
 const DEAD_LETTER_SUFFIX: &str = ".dlq";
-
-/// Settings of an in-process broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryConfig {
-    /// The lease a delivery gets at receipt. Default 30 s.
-    pub visibility_timeout: Duration,
-    /// Receives after which an unacked message is dead-lettered. Default 5.
-    pub max_receives: u32,
-    /// How long a deduplication id is remembered. Default 5 minutes.
-    pub dedup_window: Duration,
-}
-
-impl Default for MemoryConfig {
-    fn default() -> Self {
-        Self {
-            visibility_timeout: Duration::from_secs(30),
-            max_receives: 5,
-            dedup_window: Duration::from_secs(300),
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -78,28 +57,25 @@ pub struct MemoryBroker {
     closed: AtomicBool,
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Weak<Shared>>> {
+fn instances() -> &'static Mutex<HashMap<String, Weak<Shared>>> {
     static NAMED: OnceLock<Mutex<HashMap<String, Weak<Shared>>>> = OnceLock::new();
     NAMED.get_or_init(Mutex::default)
 }
 
 impl MemoryBroker {
-    /// A broker of its own, shared with nobody.
+    /// A broker shared with every other broker of this process opened under the same
+    /// [`name`](MemoryConfig::name), or with nobody when the config names none.
     #[must_use]
     pub fn new(config: MemoryConfig) -> Self {
-        Self::with_shared(Arc::default(), config)
-    }
-
-    /// The broker called `name` in this process: every broker opened under one name sees the
-    /// same queues while at least one of them is alive.
-    #[must_use]
-    pub fn named(name: &str, config: MemoryConfig) -> Self {
-        let mut named = registry()
+        let Some(name) = config.name.clone() else {
+            return Self::with_shared(Arc::default(), config);
+        };
+        let mut named = instances()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let shared = named.get(name).and_then(Weak::upgrade).unwrap_or_else(|| {
+        let shared = named.get(&name).and_then(Weak::upgrade).unwrap_or_else(|| {
             let shared = Arc::<Shared>::default();
-            named.insert(name.to_owned(), Arc::downgrade(&shared));
+            named.insert(name, Arc::downgrade(&shared));
             shared
         });
         Self::with_shared(shared, config)

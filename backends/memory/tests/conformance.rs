@@ -16,11 +16,12 @@ struct Memory {
 impl Harness for Memory {
     async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable> {
         let config = MemoryConfig {
+            name: Some(self.name.clone()),
             visibility_timeout: settings.lease,
             max_receives: settings.max_receives,
             ..MemoryConfig::default()
         };
-        Ok(Arc::new(MemoryBroker::named(&self.name, config)))
+        Ok(Arc::new(MemoryBroker::new(config)))
     }
 
     async fn result_store(

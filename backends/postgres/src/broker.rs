@@ -19,8 +19,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    BACKEND,
     config::PostgresConfig,
-    error::{BACKEND, closed, error, from_sqlx},
+    error::{closed, error, from_sqlx},
     listener::Wakeups,
     migrate::migrate,
     sql::{Statements, channel},

@@ -2,15 +2,18 @@
 
 use std::{fmt, time::Duration};
 
-use broker_core::urls::{PostgresUrl, ResultBackendUrl};
-use broker_core::{ErrorKind, Operation, Result};
+use broker_core::{ErrorKind, Operation, Result, urls::redact};
 use sqlx::{
-    ConnectOptions,
-    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    ConnectOptions, Connection,
+    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
 };
 use url::Url;
 
-use crate::error::{error, from_sqlx, redact};
+use crate::error::{connect_error, error, from_sqlx};
+
+/// The longest schema name: derived names (the `LISTEN` channel) must still fit PostgreSQL's
+/// 63-byte identifiers.
+const MAX_SCHEMA_LEN: usize = 48;
 
 /// Settings of a [`PostgresBroker`](crate::PostgresBroker) or
 /// [`PostgresResultStore`](crate::PostgresResultStore).
@@ -23,8 +26,8 @@ pub struct PostgresConfig {
     /// credentials. Used by the driver only: never logged, never part of an error.
     pub url: String,
     /// The schema holding this crate's tables, created by the migrations when missing.
-    /// ASCII letters, digits and `_`, not starting with a digit, at most 48 characters.
-    /// Default `broker`.
+    /// ASCII letters, digits and `_`, not starting with a digit, at most 48 characters (the
+    /// one rule, [`check_schema`]). Default `broker`.
     pub schema: String,
     /// The lease a delivery gets at receipt. Default 30 s.
     pub visibility_timeout: Duration,
@@ -43,6 +46,9 @@ pub struct PostgresConfig {
     /// How long a call waits for a free connection before failing with a retryable
     /// `Connection` error. Default 10 s.
     pub acquire_timeout: Duration,
+    /// How long opening the first connection may take; `None` waits as long as the operating
+    /// system does. Default 5 s.
+    pub connect_timeout: Option<Duration>,
 }
 
 impl PostgresConfig {
@@ -58,53 +64,8 @@ impl PostgresConfig {
             result_expires: Duration::from_secs(24 * 3600),
             pool_size: 10,
             acquire_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(5)),
         }
-    }
-
-    /// Reads a broker or result-backend URL (`postgres://`, `postgresql://` or Celery's
-    /// `db+postgresql://` / `db+postgres://`) with the core's parser: `schema`,
-    /// `visibility_timeout`, `max_receives`, `dedup_window`, `poll_interval` and
-    /// `result_expires` set the fields of the same name; libpq options (`sslmode`,
-    /// `application_name`, ...) go to the driver; any other option is an error.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Configuration`] for another scheme, an unreadable URL or a bad value; the
-    /// message never contains the password.
-    pub fn from_url(url: &str) -> Result<Self> {
-        let bad = |detail: String| error(ErrorKind::Configuration, Operation::ParseUrl, detail);
-        match ResultBackendUrl::parse(url) {
-            Ok(ResultBackendUrl::Postgres(parsed)) => Self::from_parsed(&parsed),
-            Ok(other) => Err(bad(format!(
-                "a {} URL is not a PostgreSQL URL; use postgres://, postgresql:// or db+postgresql://",
-                other.backend_name()
-            ))),
-            Err(e) => Err(bad(e.to_string())),
-        }
-    }
-
-    /// The settings a URL parsed by the core asks for; the rest stay at their defaults.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Configuration`] for a value out of range (see the field docs).
-    pub fn from_parsed(url: &PostgresUrl) -> Result<Self> {
-        let defaults = Self::new(url.connection_string());
-        let config = Self {
-            schema: url
-                .schema
-                .clone()
-                .unwrap_or_else(|| defaults.schema.clone()),
-            visibility_timeout: url
-                .queue
-                .visibility_timeout
-                .unwrap_or(defaults.visibility_timeout),
-            max_receives: url.queue.max_receives.unwrap_or(defaults.max_receives),
-            dedup_window: url.queue.dedup_window.unwrap_or(defaults.dedup_window),
-            poll_interval: url.poll_interval.unwrap_or(defaults.poll_interval),
-            result_expires: url.result_expires.unwrap_or(defaults.result_expires),
-            ..defaults
-        };
-        config.validate(Operation::ParseUrl)?;
-        Ok(config)
     }
 
     /// The URL with its password replaced by `***`, for logs.
@@ -116,19 +77,7 @@ impl PostgresConfig {
     /// Checks the values a connection relies on.
     pub(crate) fn validate(&self, operation: Operation) -> Result<()> {
         let bad = |detail: String| error(ErrorKind::Configuration, operation, detail);
-        let schema_ok = !self.schema.is_empty()
-            && self.schema.len() <= 48
-            && self
-                .schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !self.schema.starts_with(|c: char| c.is_ascii_digit());
-        if !schema_ok {
-            return Err(bad(format!(
-                "schema `{}` must be 1 to 48 ASCII letters, digits or `_`, not starting with a digit",
-                self.schema
-            )));
-        }
+        check_schema(&self.schema).map_err(|reason| bad(format!("schema: {reason}")))?;
         if self.max_receives == 0 {
             return Err(bad("max_receives must be at least 1".into()));
         }
@@ -158,9 +107,27 @@ impl PostgresConfig {
         Ok(options.options([("synchronous_commit", "on")]))
     }
 
-    /// Opens a pool of [`pool_size`](Self::pool_size) connections and checks that one opens.
+    /// Opens one connection within [`connect_timeout`](Self::connect_timeout), so that a
+    /// server that cannot be used says why at once (connection refused, authentication
+    /// failed, no such database), then a pool of [`pool_size`](Self::pool_size) connections.
     pub(crate) async fn open_pool(&self, operation: Operation) -> Result<PgPool> {
         let options = self.connect_options(operation)?;
+        let endpoint = format!("{}:{}", options.get_host(), options.get_port());
+        let first = PgConnection::connect_with(&options);
+        let first = match self.connect_timeout {
+            Some(limit) => tokio::time::timeout(limit, first).await.map_err(|_| {
+                error(
+                    ErrorKind::Timeout,
+                    operation,
+                    format!("{endpoint}: no answer within {}s", limit.as_secs_f64()),
+                )
+            })?,
+            None => first.await,
+        };
+        let first =
+            first.map_err(|e| connect_error(operation, &endpoint, options.get_database(), e))?;
+        // Closing is a courtesy to the server; the connection is gone either way.
+        let _ = first.close().await;
         PgPoolOptions::new()
             .max_connections(self.pool_size)
             .acquire_timeout(self.acquire_timeout)
@@ -189,7 +156,29 @@ impl fmt::Debug for PostgresConfig {
             .field("result_expires", &self.result_expires)
             .field("pool_size", &self.pool_size)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
+    }
+}
+
+/// The one rule for schema names: 1 to 48 ASCII letters, digits or `_`, not starting with a
+/// digit, so that the name is safe inside a quoted identifier and derived names fit.
+///
+/// # Errors
+/// What the name breaks, for a message.
+pub(crate) fn check_schema(schema: &str) -> std::result::Result<(), String> {
+    let valid = !schema.is_empty()
+        && schema.len() <= MAX_SCHEMA_LEN
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected 1 to {MAX_SCHEMA_LEN} ASCII letters, digits or `_`, not starting with a digit"
+        ))
     }
 }
 
@@ -198,45 +187,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn celery_url_with_options_sets_fields_and_keeps_driver_parameters() {
-        let config = PostgresConfig::from_url(
-            "db+postgresql://app:s3cret@db.internal:6543/tasks?schema=celery_results\
-             &result_expires=60&visibility_timeout=2.5&max_receives=7&sslmode=prefer",
-        )
-        .expect("valid");
-        assert_eq!(config.schema, "celery_results");
-        assert_eq!(config.result_expires, Duration::from_secs(60));
-        assert_eq!(config.visibility_timeout, Duration::from_millis(2500));
-        assert_eq!(config.max_receives, 7);
-        assert!(
-            config
-                .url
-                .ends_with("@db.internal:6543/tasks?sslmode=prefer"),
-            "{}",
-            config.url
-        );
-        let options = config.connect_options(Operation::Connect).expect("options");
-        assert_eq!(options.get_host(), "db.internal");
-        assert_eq!(options.get_port(), 6543);
-        assert_eq!(options.get_database(), Some("tasks"));
-    }
-
-    #[test]
-    fn debug_and_errors_never_show_the_password() {
-        let config = PostgresConfig::from_url("postgres://app:s3cret@db/tasks").expect("valid");
-        assert!(!format!("{config:?}").contains("s3cret"));
-        assert!(format!("{config:?}").contains("app:***@db"));
-        let err = PostgresConfig::from_url("postgres://app:s3cret@db/tasks?max_receives=many")
-            .expect_err("bad value");
-        assert_eq!(err.kind(), ErrorKind::Configuration);
-        assert!(!err.to_string().contains("s3cret"), "{err}");
-        let err = PostgresConfig::from_url("mysql://app:s3cret@db/tasks").expect_err("scheme");
-        assert!(!err.to_string().contains("s3cret"), "{err}");
-    }
-
-    #[test]
     fn schema_names_that_could_escape_the_identifier_are_refused() {
-        for schema in ["", "a\"b", "9lives", "has space", &"x".repeat(49)] {
+        for schema in [
+            "",
+            "a\"b",
+            "9lives",
+            "has space",
+            &"x".repeat(MAX_SCHEMA_LEN + 1),
+        ] {
             let config = PostgresConfig {
                 schema: schema.to_owned(),
                 ..PostgresConfig::default()

@@ -1,9 +1,8 @@
 //! Turning sqlx errors into the workspace's [`Error`], classified and without secrets.
 
-use broker_core::{Error, ErrorKind, Operation};
+use broker_core::{Error, ErrorKind, Operation, urls::redact};
 
-/// The backend's name in errors and capabilities.
-pub(crate) const BACKEND: &str = "postgres";
+use crate::BACKEND;
 
 /// An error of `kind` on this backend.
 pub(crate) fn error(kind: ErrorKind, operation: Operation, detail: impl Into<String>) -> Error {
@@ -65,54 +64,56 @@ fn classify_sqlstate(code: &str) -> (ErrorKind, bool) {
     }
 }
 
-/// Replaces the password of every `scheme://user:password@` in `text` with `***`.
-#[must_use]
-pub(crate) fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let (before, after) = rest.split_at(start + 3);
-        out.push_str(before);
-        let authority_end = after
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
+/// Why the first connection to `endpoint` failed, as one line naming the endpoint and the
+/// root cause: connection refused, cannot resolve the host, TLS handshake failed,
+/// authentication failed, no such database. A refused or unresolvable server is a retryable
+/// `Connection` error; a refusal by the server itself is `Configuration`.
+pub(crate) fn connect_error(
+    operation: Operation,
+    endpoint: &str,
+    database: Option<&str>,
+    err: sqlx::Error,
+) -> Error {
+    let code = match &err {
+        sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+        _ => None,
+    };
+    let (kind, cause) = match (&err, code.as_deref()) {
+        (sqlx::Error::Io(io), _) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            (ErrorKind::Connection, "connection refused".to_owned())
         }
-        rest = &after[authority_end..];
-    }
-    out.push_str(rest);
-    out
+        (sqlx::Error::Io(io), _) if io.to_string().contains("lookup address") => (
+            ErrorKind::Connection,
+            "cannot resolve the host name".to_owned(),
+        ),
+        (sqlx::Error::Tls(tls), _) => (
+            ErrorKind::Configuration,
+            format!("TLS handshake failed: {}", redact(&tls.to_string())),
+        ),
+        (sqlx::Error::Database(db), Some("28000" | "28P01")) => (
+            ErrorKind::Configuration,
+            format!("authentication failed: {}", db.message()),
+        ),
+        (sqlx::Error::Database(_), Some("3D000")) => (
+            ErrorKind::Configuration,
+            format!("no such database `{}`", database.unwrap_or_default()),
+        ),
+        _ => {
+            let mapped = from_sqlx(operation, err);
+            return error(
+                mapped.kind(),
+                operation,
+                format!("{endpoint}: {}", mapped.detail()),
+            )
+            .retryable(mapped.is_retryable());
+        }
+    };
+    error(kind, operation, format!("{endpoint}: {cause}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_passwords_and_keeps_the_rest() {
-        assert_eq!(
-            redact("cannot reach postgres://app:s3cr%40t@db:5432/x?sslmode=require now"),
-            "cannot reach postgres://app:***@db:5432/x?sslmode=require now"
-        );
-        assert_eq!(
-            redact("db+postgresql://app@db/x and postgres://u:p@h"),
-            "db+postgresql://app@db/x and postgres://u:***@h"
-        );
-        assert_eq!(redact("no url here"), "no url here");
-    }
 
     #[test]
     fn lost_connections_and_deadlocks_are_retryable_and_bad_data_is_not() {

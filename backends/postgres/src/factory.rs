@@ -3,42 +3,42 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use broker_core::{
-    Broker, Result, ResultStore,
-    registry::BackendFactory,
-    urls::{BrokerUrl, ResultBackendUrl},
+use broker_core::{Broker, Result, ResultStore, backends::BackendFactory, urls::UrlKind};
+
+use crate::{
+    BACKEND, PostgresBroker, PostgresConfig, PostgresResultStore,
+    url::{BROKER_SCHEMES, RESULT_SCHEMES, answers},
 };
 
-use crate::{PostgresBroker, PostgresConfig, PostgresResultStore};
-
-/// Opens PostgreSQL brokers and result stores for the core's
-/// [`Registry`](broker_core::registry::Registry).
+/// Opens PostgreSQL brokers and result stores for
+/// [`Backends`](broker_core::backends::Backends).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostgresFactory;
 
 #[async_trait]
 impl BackendFactory for PostgresFactory {
     fn backend(&self) -> &'static str {
-        "postgres"
+        BACKEND
     }
 
-    async fn broker(&self, url: &BrokerUrl) -> Result<Arc<dyn Broker>> {
-        let BrokerUrl::Postgres(url) = url else {
-            unreachable!("the registry hands this factory postgres URLs only")
-        };
-        Ok(Arc::new(
-            PostgresBroker::connect(PostgresConfig::from_parsed(url)?).await?,
-        ))
+    fn schemes(&self, kind: UrlKind) -> &'static [&'static str] {
+        match kind {
+            UrlKind::Broker => BROKER_SCHEMES,
+            UrlKind::ResultBackend => RESULT_SCHEMES,
+        }
     }
 
-    async fn result_store(&self, url: &ResultBackendUrl) -> Option<Result<Arc<dyn ResultStore>>> {
-        let ResultBackendUrl::Postgres(url) = url else {
-            return None;
-        };
-        let store = async {
-            let config = PostgresConfig::from_parsed(url)?;
-            Ok(Arc::new(PostgresResultStore::connect(config).await?) as Arc<dyn ResultStore>)
-        };
-        Some(store.await)
+    fn answers(&self, kind: UrlKind, scheme: &str) -> bool {
+        answers(kind, scheme)
+    }
+
+    async fn broker(&self, url: &str) -> Result<Arc<dyn Broker>> {
+        let config = PostgresConfig::from_url(url)?;
+        Ok(Arc::new(PostgresBroker::connect(config).await?))
+    }
+
+    async fn result_store(&self, url: &str) -> Result<Arc<dyn ResultStore>> {
+        let config = PostgresConfig::from_url(url)?;
+        Ok(Arc::new(PostgresResultStore::connect(config).await?))
     }
 }

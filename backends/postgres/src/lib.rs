@@ -46,12 +46,17 @@ mod migrate;
 mod results;
 #[doc(hidden)]
 pub mod sql;
+mod url;
 
 pub use broker::PostgresBroker;
 pub use config::PostgresConfig;
 pub use factory::PostgresFactory;
 pub use migrate::latest_version;
 pub use results::PostgresResultStore;
+pub use url::{BROKER_SCHEMES, OPTIONS, RESULT_SCHEMES, answers};
+
+/// The backend's name in capabilities and errors.
+pub const BACKEND: &str = "postgres";
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -134,7 +134,7 @@ impl Wakeups {
             }
             Err(err) => {
                 tracing::warn!(
-                    error = %crate::error::redact(&err.to_string()),
+                    error = %broker_core::urls::redact(&err.to_string()),
                     "cannot LISTEN; waiting receives fall back to polling"
                 );
                 *state = State::Idle {
@@ -194,7 +194,7 @@ async fn run(
             Err(sqlx::Error::PoolClosed) => return,
             Err(err) => {
                 tracing::warn!(
-                    error = %crate::error::redact(&err.to_string()),
+                    error = %broker_core::urls::redact(&err.to_string()),
                     "LISTEN connection failed; reconnecting"
                 );
                 signals.wake_all();
@@ -206,7 +206,7 @@ async fn run(
                         Ok(listener) => break listener,
                         Err(sqlx::Error::PoolClosed) => return,
                         Err(err) => tracing::warn!(
-                            error = %crate::error::redact(&err.to_string()),
+                            error = %broker_core::urls::redact(&err.to_string()),
                             "cannot LISTEN yet; retrying"
                         ),
                     }

@@ -13,8 +13,9 @@ use sqlx::{PgPool, Row, types::Json};
 use tokio::time::Instant;
 
 use crate::{
+    BACKEND,
     config::PostgresConfig,
-    error::{BACKEND, error, from_sqlx},
+    error::{error, from_sqlx},
     migrate::migrate,
     sql::Statements,
 };

@@ -266,22 +266,53 @@ async fn concurrent_connects_apply_each_migration_once() {
 }
 
 #[tokio::test]
-async fn unreachable_server_is_a_retryable_error_without_the_password() {
-    let config = PostgresConfig {
-        acquire_timeout: Duration::from_secs(2),
-        ..PostgresConfig::new("postgres://app:s3cret-pw@127.0.0.1:1/app")
+async fn a_refused_connection_names_the_endpoint_at_once_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let started = Instant::now();
+    let err = PostgresBroker::connect(PostgresConfig::new(format!(
+        "postgres://app:s3cret-pw@127.0.0.1:{port}/app"
+    )))
+    .await
+    .expect_err("nothing listens on a port just freed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "postgres: connect failed: connection failed: 127.0.0.1:{port}: connection refused"
+        )
+    );
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(err.backend(), Some("postgres"));
+    assert!(!format!("{err:?}").contains("s3cret-pw"));
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named_as_the_cause() {
+    let Some(url) = support::url_or_skip("a_missing_database_is_named_as_the_cause") else {
+        return;
     };
+    let mut config = PostgresConfig::from_url(&url).expect("the test URL parses");
+    let (server, _) = config
+        .url
+        .rsplit_once('/')
+        .expect("the test URL names a database");
+    config.url = format!("{server}/no_such_database_here");
     let err = PostgresBroker::connect(config)
         .await
-        .expect_err("nothing listens on port 1");
-    assert!(err.is_retryable(), "{err}");
+        .expect_err("the database does not exist");
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
     assert!(
-        matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout),
+        err.to_string()
+            .ends_with(": no such database `no_such_database_here`"),
         "{err}"
     );
-    assert_eq!(err.backend(), "postgres");
-    let shown = format!("{err} {err:?}");
-    assert!(!shown.contains("s3cret-pw"), "{shown}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::{fmt, time::Duration};
 
-use broker_core::{Error, ErrorKind, Operation, Result, urls::RedisUrl};
+use broker_core::{Error, ErrorKind, Operation, Result, urls::redact};
 
 use crate::BACKEND;
 
@@ -33,6 +33,9 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// PEM certificates to trust for `rediss://` instead of the system's roots (a private CA).
     pub tls_root_certificates: Option<Vec<u8>>,
+    /// Whether a `rediss://` client checks the server's certificate. Default `true`; `false`
+    /// (`ssl_cert_reqs=none`) accepts any certificate, and with it any server in the middle.
+    pub verify_certificate: bool,
 }
 
 impl Default for RedisConfig {
@@ -46,6 +49,7 @@ impl Default for RedisConfig {
             result_expires: Duration::from_secs(24 * 3600),
             response_timeout: Duration::from_secs(10),
             tls_root_certificates: None,
+            verify_certificate: true,
         }
     }
 }
@@ -53,7 +57,7 @@ impl Default for RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &broker_core::urls::redact(&self.url))
+            .field("url", &redact(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("max_receives", &self.max_receives)
@@ -64,6 +68,7 @@ impl fmt::Debug for RedisConfig {
                 "tls_root_certificates",
                 &self.tls_root_certificates.as_ref().map(Vec::len),
             )
+            .field("verify_certificate", &self.verify_certificate)
             .finish()
     }
 }
@@ -75,30 +80,6 @@ impl RedisConfig {
             url: url.into(),
             ..Self::default()
         }
-    }
-
-    /// The settings a parsed `redis://` or `rediss://` URL asks for (the core parses and
-    /// validates the URL and its options: `key_prefix`, `visibility_timeout`, `max_receives`,
-    /// `dedup_window`, `result_expires`); everything else stays at its default.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Configuration`] for an option out of range. Never contains the password.
-    pub fn from_url(url: &RedisUrl) -> Result<Self> {
-        let defaults = Self::default();
-        let config = Self {
-            url: url.connection_string(),
-            key_prefix: url.key_prefix.clone().unwrap_or_default(),
-            visibility_timeout: url
-                .queue
-                .visibility_timeout
-                .unwrap_or(defaults.visibility_timeout),
-            max_receives: url.queue.max_receives.unwrap_or(defaults.max_receives),
-            dedup_window: url.queue.dedup_window.unwrap_or(defaults.dedup_window),
-            result_expires: url.result_expires.unwrap_or(defaults.result_expires),
-            ..defaults
-        };
-        config.validate()?;
-        Ok(config)
     }
 
     /// Checks the settings a broker relies on.
@@ -127,7 +108,7 @@ fn config_error(detail: impl Into<String>) -> Error {
         ErrorKind::Configuration,
         BACKEND,
         Operation::Connect,
-        broker_core::urls::redact(&detail.into()),
+        redact(&detail.into()),
     )
 }
 
@@ -135,35 +116,13 @@ fn config_error(detail: impl Into<String>) -> Error {
 mod tests {
     use super::*;
 
-    fn parsed(url: &str) -> RedisUrl {
-        match broker_core::urls::BrokerUrl::parse(url).unwrap() {
-            broker_core::urls::BrokerUrl::Redis(url) => url,
-            other => panic!("not a redis URL: {other}"),
-        }
-    }
-
-    #[test]
-    fn url_options_reach_the_settings_and_the_client_url_keeps_the_connection() {
-        let config = RedisConfig::from_url(&parsed(
-            "rediss://user:secret@cache:6380/2?visibility_timeout=90&key_prefix=app:&max_receives=7&dedup_window=1.5&result_expires=60",
-        ))
-        .unwrap();
-        assert!(
-            config.url.starts_with("rediss://user:secret@cache:6380/2"),
-            "{}",
-            config.url
-        );
-        assert_eq!(config.key_prefix, "app:");
-        assert_eq!(config.visibility_timeout, Duration::from_secs(90));
-        assert_eq!(config.max_receives, 7);
-        assert_eq!(config.dedup_window, Duration::from_millis(1500));
-        assert_eq!(config.result_expires, Duration::from_secs(60));
-    }
-
     #[test]
     fn out_of_range_settings_are_configuration_errors() {
-        let err = RedisConfig::from_url(&parsed("redis://localhost?visibility_timeout=0.001"))
-            .unwrap_err();
+        let config = RedisConfig {
+            visibility_timeout: Duration::from_millis(1),
+            ..RedisConfig::default()
+        };
+        let err = config.validate().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
         assert!(err.to_string().contains("visibility_timeout"), "{err}");
     }

@@ -86,7 +86,7 @@ mod tests {
         let err = from_redis(Operation::Publish, &RedisError::from(io));
         assert_eq!(err.kind(), ErrorKind::Connection);
         assert!(err.is_retryable());
-        assert_eq!(err.backend(), "redis");
+        assert_eq!(err.backend(), Some("redis"));
         assert_eq!(err.operation(), Operation::Publish);
     }
 

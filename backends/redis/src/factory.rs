@@ -3,43 +3,31 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use broker_core::{
-    Broker, Result, ResultStore,
-    registry::BackendFactory,
-    urls::{BrokerUrl, ResultBackendUrl},
-};
+use broker_core::{Broker, Result, ResultStore, backends::BackendFactory, urls::UrlKind};
 
-use crate::{RedisBroker, RedisConfig, RedisResultStore};
+use crate::{BACKEND, RedisBroker, RedisConfig, RedisResultStore, url::SCHEMES};
 
-/// Opens Redis brokers and result stores for the core's [`Registry`](broker_core::registry::Registry).
+/// Opens Redis brokers and result stores for [`Backends`](broker_core::backends::Backends).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RedisFactory;
 
 #[async_trait]
 impl BackendFactory for RedisFactory {
     fn backend(&self) -> &'static str {
-        crate::BACKEND
+        BACKEND
     }
 
-    async fn broker(&self, url: &BrokerUrl) -> Result<Arc<dyn Broker>> {
-        let BrokerUrl::Redis(url) = url else {
-            unreachable!("the registry hands this factory redis URLs only")
-        };
-        Ok(Arc::new(
-            RedisBroker::connect(RedisConfig::from_url(url)?).await?,
-        ))
+    fn schemes(&self, _kind: UrlKind) -> &'static [&'static str] {
+        SCHEMES
     }
 
-    async fn result_store(&self, url: &ResultBackendUrl) -> Option<Result<Arc<dyn ResultStore>>> {
-        let ResultBackendUrl::Redis(url) = url else {
-            return None;
-        };
-        let store = async {
-            Ok(
-                Arc::new(RedisResultStore::connect(RedisConfig::from_url(url)?).await?)
-                    as Arc<dyn ResultStore>,
-            )
-        };
-        Some(store.await)
+    async fn broker(&self, url: &str) -> Result<Arc<dyn Broker>> {
+        let config = RedisConfig::from_url(url)?;
+        Ok(Arc::new(RedisBroker::connect(config).await?))
+    }
+
+    async fn result_store(&self, url: &str) -> Result<Arc<dyn ResultStore>> {
+        let config = RedisConfig::from_url(url)?;
+        Ok(Arc::new(RedisResultStore::connect(config).await?))
     }
 }

@@ -22,12 +22,14 @@ mod factory;
 pub mod layout;
 mod results;
 pub mod scripts;
+mod url;
 mod wake;
 
 pub use broker::{MAX_BATCH, MAX_DELAY, MAX_LEASE, MAX_PAYLOAD, RedisBroker};
 pub use config::RedisConfig;
 pub use factory::RedisFactory;
 pub use results::RedisResultStore;
+pub use url::{OPTIONS, SCHEMES};
 
 /// The backend's name in capabilities and errors.
 pub const BACKEND: &str = "redis";

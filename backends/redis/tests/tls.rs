@@ -1,6 +1,6 @@
 //! `rediss://` works end to end: a private `redis-server` listening with TLS only, its
 //! certificate signed by a CA made for the test (with the `openssl` command) and trusted
-//! through `RedisConfig::tls_root_certificates`.
+//! through `RedisConfig::tls_root_certificates`, or not checked at all with `ssl_cert_reqs=none`.
 
 use std::{
     net::TcpListener,
@@ -184,5 +184,28 @@ async fn rediss_refuses_a_server_it_does_not_trust() {
     )))
     .await
     .expect_err("the test CA is not among the system's roots");
-    assert!(!err.to_string().is_empty());
+    assert!(
+        err.to_string().contains(&format!(
+            "localhost:{}: TLS handshake failed: ",
+            server.port
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn ssl_cert_reqs_none_accepts_a_server_it_does_not_trust() {
+    let server = start();
+    let config = RedisConfig::from_url(&format!(
+        "rediss://localhost:{}?ssl_cert_reqs=none",
+        server.port
+    ))
+    .expect("the URL parses");
+    let broker = RedisBroker::connect(config)
+        .await
+        .expect("no certificate check, so the untrusted server is accepted");
+    let queue = Queue::declare(std::sync::Arc::new(broker), "unchecked")
+        .await
+        .unwrap();
+    queue.publish(Message::new("unverified tls")).await.unwrap();
 }
