@@ -1,14 +1,14 @@
 //! The backends this program is built with (each behind a cargo feature, all on by default).
 
-use broker_core::registry::Registry;
+use broker_core::backends::Backends;
 
 /// Every backend compiled into `taskoverflow`.
 #[must_use]
-pub fn registry() -> Registry {
-    let registry = Registry::new().with(broker_memory::MemoryFactory);
+pub fn compiled_in() -> Backends {
+    let backends = Backends::new().with(broker_memory::MemoryFactory);
     #[cfg(feature = "redis")]
-    let registry = registry.with(broker_redis::RedisFactory);
+    let backends = backends.with(broker_redis::RedisFactory);
     #[cfg(feature = "postgres")]
-    let registry = registry.with(broker_postgres::PostgresFactory);
-    registry
+    let backends = backends.with(broker_postgres::PostgresFactory);
+    backends
 }

@@ -57,12 +57,7 @@ impl CalendarJobs {
     /// The broker's publish error (after its retries).
     pub async fn request(&self, todos: &[Todo]) -> broker_core::Result<String> {
         let list = serde_json::to_value(todos).map_err(|e| {
-            broker_core::Error::new(
-                broker_core::ErrorKind::Codec,
-                "core",
-                broker_core::Operation::Encode,
-                e.to_string(),
-            )
+            broker_core::Error::codec(broker_core::Operation::Encode, e.to_string())
         })?;
         let task = TaskMessage::new(ICAL_TASK, vec![list], serde_json::Map::new());
         send_task(&self.queue, &task).await

@@ -19,7 +19,6 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod jobs;
-pub mod redact;
 pub mod report;
 pub mod store;
 pub mod todo;

@@ -12,9 +12,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use broker_core::urls::{BrokerUrl, ResultBackendUrl};
+use broker_core::urls::{UrlKind, UrlParts};
 use serde_norway::{Mapping, Value};
-use taskoverflow::{config::QueueSettings, store::StoreLocation};
+use taskoverflow::{backends::compiled_in, config::QueueSettings, store::StoreLocation};
 
 const BROKER: &str = "CELERY_BROKER_URL";
 const RESULTS: &str = "CELERY_RESULT_BACKEND";
@@ -236,41 +236,62 @@ fn parse_port(entry: &Value) -> Option<(Option<u16>, u16)> {
 // URLs and the services they name
 // ---------------------------------------------------------------------------------------------
 
-/// The hosts a broker URL connects to, or why it cannot be used between containers.
-fn broker_hosts(url: &str) -> Result<Vec<String>, String> {
-    let parsed = BrokerUrl::parse(url).map_err(|error| format!("does not parse: {error}"))?;
-    match parsed {
-        BrokerUrl::Memory(_) => Err(
-            "is the in-process broker, which a separate worker container cannot reach".to_owned(),
-        ),
-        BrokerUrl::Redis(redis) => Ok(vec![redis.host]),
-        BrokerUrl::Amqp(amqp) => Ok(vec![amqp.host]),
-        BrokerUrl::Sqs(sqs) => {
-            let endpoint = sqs.endpoint_url.ok_or_else(|| {
+/// The backend a broker URL names: the compiled-in backend that answers its scheme, else the
+/// backend its scheme belongs to among those `taskoverflow` does not build yet.
+fn broker_backend(url: &str) -> Result<&'static str, String> {
+    let parts = UrlParts::parse(url).map_err(|error| format!("does not parse: {error}"))?;
+    if let Ok(factory) = compiled_in().factory(UrlKind::Broker, url) {
+        return Ok(factory.backend());
+    }
+    match parts.scheme() {
+        "amqp" | "amqps" | "pyamqp" => Ok("amqp"),
+        "sqs" => Ok("sqs"),
+        "kafka" | "confluentkafka" => Ok("kafka"),
+        other => Err(format!(
+            "has the scheme `{other}`, which no backend answers"
+        )),
+    }
+}
+
+/// The hosts a broker or result-backend URL connects to, or why it cannot be used between
+/// containers. A URL of a compiled-in backend must also be accepted by that backend.
+fn service_hosts(kind: UrlKind, url: &str) -> Result<Vec<String>, String> {
+    let backends = compiled_in();
+    let parts = UrlParts::parse(url).map_err(|error| format!("does not parse: {error}"))?;
+    match backends.factory(kind, url) {
+        Ok(factory) if factory.in_process() => {
+            return Err(format!(
+                "is the in-process {kind}, which a separate container cannot reach"
+            ));
+        }
+        Ok(_) => {}
+        Err(error) if kind == UrlKind::ResultBackend => {
+            return Err(format!("is refused: {error}"));
+        }
+        Err(_) => {
+            broker_backend(url)?;
+        }
+    }
+    if parts.scheme() == "sqs" {
+        let endpoint = url::Url::parse(url)
+            .ok()
+            .and_then(|parsed| {
+                parsed
+                    .query_pairs()
+                    .find(|(name, _)| name == "endpoint_url")
+                    .map(|(_, value)| value.into_owned())
+            })
+            .ok_or_else(|| {
                 "has no endpoint_url, so it would go to AWS itself; point it at the SQS \
                  emulator service of this file"
                     .to_owned()
             })?;
-            Ok(vec![host_of(&endpoint)?])
-        }
-        BrokerUrl::Kafka(kafka) => Ok(kafka.brokers.into_iter().map(|b| b.host).collect()),
-        BrokerUrl::Postgres(postgres) => Ok(vec![postgres.host]),
+        return Ok(vec![host_of(&endpoint)?]);
     }
-}
-
-/// The host a result-backend URL connects to, or why it cannot be used between containers.
-fn result_backend_hosts(url: &str) -> Result<Vec<String>, String> {
-    let parsed =
-        ResultBackendUrl::parse(url).map_err(|error| format!("does not parse: {error}"))?;
-    match parsed {
-        ResultBackendUrl::Memory(_) => Err(
-            "is the in-process result store, which the API cannot read from the worker's \
-             container"
-                .to_owned(),
-        ),
-        ResultBackendUrl::Redis(redis) => Ok(vec![redis.host]),
-        ResultBackendUrl::Postgres(postgres) => Ok(vec![postgres.host]),
-    }
+    let hosts = parts
+        .hosts(1)
+        .map_err(|error| format!("does not parse: {error}"))?;
+    Ok(hosts.into_iter().map(|h| h.host).collect())
 }
 
 /// The host a todo-database URL connects to (none for SQLite, which is a file).
@@ -292,8 +313,8 @@ fn host_of(url: &str) -> Result<String, String> {
 /// The hosts the URL in `variable` connects to.
 fn hosts_of(variable: &str, url: &str) -> Result<Vec<String>, String> {
     match variable {
-        BROKER => broker_hosts(url),
-        RESULTS => result_backend_hosts(url),
+        BROKER => service_hosts(UrlKind::Broker, url),
+        RESULTS => service_hosts(UrlKind::ResultBackend, url),
         DATABASE => database_hosts(url),
         other => unreachable!("{other} is not a URL variable"),
     }
@@ -323,7 +344,8 @@ fn check_combination(place: &str, broker: &str, result_backend: Option<&str>) {
         result_backend: result_backend.map(str::to_owned),
         ..QueueSettings::default()
     };
-    if let Err(error) = settings.result_backend_url() {
+    let backends = compiled_in();
+    if let Err(error) = settings.result_backend_url(&backends) {
         let results = result_backend.map_or_else(
             || format!("without {RESULTS}"),
             |url| format!("with {RESULTS}=`{url}`"),
@@ -331,7 +353,7 @@ fn check_combination(place: &str, broker: &str, result_backend: Option<&str>) {
         panic!("{place}: {BROKER}=`{broker}` {results} is refused by taskoverflow: {error}");
     }
     let in_process = settings
-        .is_in_process()
+        .is_in_process(&backends)
         .unwrap_or_else(|error| panic!("{place}, {BROKER}=`{broker}`: {error}"));
     assert!(
         !in_process,
@@ -628,13 +650,11 @@ fn commented_alternatives_cover_postgres_sqs_rabbitmq_and_kafka() {
         .iter()
         .flatten()
         .filter(|setting| setting.variable == BROKER)
-        .filter_map(|setting| BrokerUrl::parse(&setting.value).ok())
-        .map(|url| url.backend_name())
+        .filter_map(|setting| broker_backend(&setting.value).ok())
         .collect();
     let active: BTreeSet<&str> = compose
         .env("app", BROKER)
-        .and_then(|url| BrokerUrl::parse(&url).ok())
-        .map(|url| url.backend_name())
+        .and_then(|url| broker_backend(&url).ok())
         .into_iter()
         .collect();
     let offered: BTreeSet<&str> = schemes.union(&active).copied().collect();

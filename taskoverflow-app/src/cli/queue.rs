@@ -109,7 +109,7 @@ pub async fn run(args: QueueArgs) -> Result<(), QueueError> {
         .clone()
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| EMBEDDED_BROKER.to_owned());
-    let broker: Arc<dyn Broker> = backends::registry().broker(&url).await?;
+    let broker: Arc<dyn Broker> = backends::compiled_in().broker(&url).await?;
     let queue = if args.create {
         Queue::declare(broker, args.name.clone()).await?
     } else {

@@ -118,7 +118,8 @@ pub enum ServeError {
 /// fails.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let location = args.store_location()?;
-    let in_process = args.jobs.is_in_process()?;
+    let backends = backends::compiled_in();
+    let in_process = args.jobs.is_in_process(&backends)?;
     // Listen before connecting: a SIGTERM while the services are still being reached is a
     // clean stop, not the signal's default (an abrupt exit).
     let stop = CancellationToken::new();
@@ -127,9 +128,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         shutdown_signal().await;
         trigger.cancel();
     });
-    let registry = backends::registry();
     let calendar = tokio::select! {
-        connected = args.jobs.connect(&registry) => connected?,
+        connected = args.jobs.connect(&backends) => connected?,
         () = stop.cancelled() => return Ok(()),
     };
     tracing::info!(store = %location, "opening the todo store");

@@ -62,7 +62,8 @@ pub fn options(concurrency: usize, grace: Duration) -> WorkerOptions {
 /// # Errors
 /// [`WorkerError`] when the settings are wrong, the services unreachable or the broker closed.
 pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
-    if args.settings.is_in_process()? {
+    let backends = backends::compiled_in();
+    if args.settings.is_in_process(&backends)? {
         return Err(WorkerError::InProcessBroker);
     }
     // Listen before connecting: a SIGTERM that arrives while the broker is still being
@@ -74,9 +75,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
         tracing::info!("shutdown requested");
         trigger.cancel();
     });
-    let registry = backends::registry();
     let calendar = tokio::select! {
-        connected = args.settings.connect(&registry) => connected?,
+        connected = args.settings.connect(&backends) => connected?,
         () = stop.cancelled() => return Ok(()),
     };
     let worker = Worker::new(calendar.queue, calendar.results, jobs::tasks()).with_options(

@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::StoreError;
-use crate::redact::redact_url;
+use broker_core::urls::redact;
 
 /// The file name of the embedded SQLite store inside its data directory.
 pub const SQLITE_FILE_NAME: &str = "taskoverflow.sqlite";
@@ -47,9 +47,7 @@ impl StoreLocation {
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         let (scheme, rest) = url
             .split_once(':')
-            .ok_or_else(|| StoreError::UnsupportedUrl {
-                url: redact_url(url),
-            })?;
+            .ok_or_else(|| StoreError::UnsupportedUrl { url: redact(url) })?;
         let scheme = scheme.to_ascii_lowercase();
         let engine = scheme.strip_prefix("db+").unwrap_or(&scheme);
         let engine = engine
@@ -61,21 +59,19 @@ impl StoreLocation {
                     Ok(Self::Postgres(format!("postgres://{authority_and_path}")))
                 }
                 None => Err(StoreError::InvalidUrl {
-                    url: redact_url(url),
+                    url: redact(url),
                     reason: "a PostgreSQL URL starts with postgres://",
                 }),
             },
             "sqlite" => Self::sqlite_from_url_rest(url, rest),
-            _ => Err(StoreError::UnsupportedUrl {
-                url: redact_url(url),
-            }),
+            _ => Err(StoreError::UnsupportedUrl { url: redact(url) }),
         }
     }
 
     fn sqlite_from_url_rest(url: &str, rest: &str) -> Result<Self, StoreError> {
         if rest.contains('?') {
             return Err(StoreError::InvalidUrl {
-                url: redact_url(url),
+                url: redact(url),
                 reason: "options in SQLite URLs are not supported",
             });
         }
@@ -84,7 +80,7 @@ impl StoreLocation {
         }
         let Some(path) = rest.strip_prefix("//") else {
             return Err(StoreError::InvalidUrl {
-                url: redact_url(url),
+                url: redact(url),
                 reason: "an SQLite URL is sqlite:///RELATIVE/PATH, sqlite:////ABSOLUTE/PATH or sqlite::memory:",
             });
         };
@@ -110,7 +106,7 @@ impl fmt::Display for StoreLocation {
         match self {
             Self::Memory => f.write_str("in-memory SQLite database"),
             Self::SqliteFile(path) => write!(f, "SQLite database {}", path.display()),
-            Self::Postgres(url) => write!(f, "PostgreSQL database {}", redact_url(url)),
+            Self::Postgres(url) => write!(f, "PostgreSQL database {}", redact(url)),
         }
     }
 }
@@ -120,7 +116,7 @@ impl fmt::Debug for StoreLocation {
         match self {
             Self::Memory => f.write_str("Memory"),
             Self::SqliteFile(path) => f.debug_tuple("SqliteFile").field(path).finish(),
-            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact(url)).finish(),
         }
     }
 }
