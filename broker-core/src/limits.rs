@@ -1,23 +1,4 @@
-//! The declared limits, checked once above every driver.
-//!
-//! [`Queue`](crate::Queue) and [`Delivery`](crate::Delivery) run these checks before they call
-//! a driver, so every backend refuses the same input with the same error, and drivers may
-//! assume valid input (see [`Broker`](crate::Broker)). Each limit has one error kind and one
-//! message:
-//!
-//! | limit | broken by | kind |
-//! |---|---|---|
-//! | `max_payload` | a message whose [`encoded_size`](Message::encoded_size) is larger | [`PayloadTooLarge`](ErrorKind::PayloadTooLarge) |
-//! | [`Delay::Unsupported`] | a publish or nack asking for a delay | [`Unsupported`](ErrorKind::Unsupported) |
-//! | [`Delay::UpTo`] | a publish or nack delay over `max` | [`InvalidInput`](ErrorKind::InvalidInput) |
-//! | [`max_lease`](Capabilities::max_lease) `None` | any lease extension | [`Unsupported`](ErrorKind::Unsupported) |
-//! | [`max_lease`](Capabilities::max_lease) | an extension over it | [`InvalidInput`](ErrorKind::InvalidInput) |
-//! | [`DeadLetter::Unsupported`] | a dead-letter nack | [`Unsupported`](ErrorKind::Unsupported) |
-//! | a dead-letter queue has none (see [`dead_letter_queue`](crate::dead_letter_queue)) | a dead-letter nack from it | [`Unsupported`](ErrorKind::Unsupported) |
-//!
-//! `max_batch` is never an error: publishes and acks are split into batches of at most
-//! `max_batch`, and a receive asking for more is lowered to it (see
-//! [`Queue::receive`](crate::Queue::receive)).
+//! The declared limits, checked once above every driver (see [`Capabilities#limits`]).
 
 use std::time::Duration;
 
@@ -36,8 +17,8 @@ impl Capabilities {
     /// outbox publish) calls it itself.
     ///
     /// # Errors
-    /// `PayloadTooLarge`, or `Unsupported`/`InvalidInput` for the delay (see the
-    /// [module](self) table).
+    /// `PayloadTooLarge`, or `Unsupported`/`InvalidInput` for the delay (see
+    /// [`Capabilities#limits`]).
     pub fn check_publish(&self, index: usize, message: &Message) -> Result<()> {
         let size = message.encoded_size();
         if size > self.max_payload {
@@ -61,7 +42,7 @@ impl Capabilities {
     /// [`Delivery::nack`](crate::Delivery::nack), which knows the queue.
     ///
     /// # Errors
-    /// `Unsupported` or `InvalidInput` (see the [module](self) table).
+    /// `Unsupported` or `InvalidInput` (see [`Capabilities#limits`]).
     pub fn check_nack(&self, action: &NackAction) -> Result<()> {
         match action {
             NackAction::Requeue => Ok(()),
