@@ -317,3 +317,45 @@ async fn a_worker_on_a_backend_without_dead_letters_publishes_them_to_the_dead_l
     let report = running.await.expect("join").expect("worker ran");
     assert_eq!(report.dead_lettered, 1);
 }
+
+#[tokio::test]
+async fn a_worker_on_a_dead_letter_queue_leaves_poison_there_to_come_back_after_its_lease() {
+    let lease = Duration::from_millis(300);
+    let broker = Arc::new(MemoryBroker::new(MemoryConfig {
+        visibility_timeout: lease,
+        ..MemoryConfig::default()
+    }));
+    let queue = Queue::declare(broker, "tasks.dlq").await.expect("declare");
+    send_task(
+        &queue,
+        &TaskMessage::new("no_such_task", vec![], serde_json::Map::new()),
+    )
+    .await
+    .expect("send");
+    let stop = CancellationToken::new();
+    let results = Arc::new(MemoryResultStore::new(Duration::from_secs(60)));
+    let worker =
+        Worker::new(queue.clone(), results, TaskRegistry::new()).with_options(WorkerOptions {
+            poll_wait: Duration::from_millis(100),
+            ..WorkerOptions::default()
+        });
+    let running = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(lease * 3).await;
+    stop.cancel();
+    let report = running.await.expect("join").expect("worker ran");
+    assert!(
+        report.dead_lettered >= 2,
+        "taken again after its lease: {report:?}"
+    );
+
+    let still_there = queue
+        .receive_one(lease * 2)
+        .await
+        .expect("receive")
+        .expect("the poison message stays in the dead-letter queue");
+    assert!(
+        still_there.receive_count() >= 3,
+        "{}",
+        still_there.receive_count()
+    );
+}

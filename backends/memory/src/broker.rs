@@ -306,6 +306,8 @@ impl Broker for MemoryBroker {
 
     /// Waits on the queue's own wake-up, which every publish, nack, dead-letter move, delete
     /// and close notifies; delayed messages and lease ends are looked for when they are due.
+    /// A receive whose queue is deleted wakes and fails with `QueueNotFound` (or, if the queue
+    /// was declared again before it looked, waits on until its deadline).
     async fn receive_up_to(
         &self,
         queue: &str,
