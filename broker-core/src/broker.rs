@@ -38,7 +38,7 @@ impl fmt::Debug for AckToken {
     }
 }
 
-/// A message as a backend returns it from [`Broker::receive`].
+/// A message as a backend returns it from [`Broker::receive_up_to`].
 #[derive(Debug, Clone)]
 pub struct Received {
     /// The message's id, stable across redeliveries.
@@ -129,55 +129,63 @@ pub enum NackAction {
     },
 }
 
-/// Header under which a dead-lettered message keeps the reason it was dead-lettered.
-pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
-
 /// The driver trait: the few operations a backend must provide.
 ///
 /// Implementations must be cheap to share (`Arc<dyn Broker>`), must not retry on their own and
 /// must keep every promise their [`Capabilities`] make. Every method is cancellation safe in
 /// the at-least-once sense: dropping a future may leave a message published or received (and
 /// then redelivered after its lease), never lost.
+///
+/// # What a driver may assume
+/// [`Queue`](crate::Queue) and [`Delivery`](crate::Delivery) check every declared limit before
+/// they call a driver ([`Capabilities::check_publish`], [`Capabilities::check_nack`],
+/// [`Capabilities::check_lease_extension`]), so a driver need not check again:
+/// - `publish` gets 1 to `max_batch` messages, each within `max_payload`, each delay within
+///   [`Delay`](crate::Delay) (no non-zero delay when it is unsupported);
+/// - `receive_up_to` gets a capacity whose [`Capacity::now`] is 1 to `max_batch`;
+/// - `ack` gets 1 to `max_batch` tokens;
+/// - `nack` gets a [`NackAction::RequeueAfter`] delay within [`Delay`](crate::Delay), and
+///   [`NackAction::DeadLetter`] only when the backend declares a [`DeadLetter`](crate::DeadLetter)
+///   queue and [`dead_letter_queue`](Broker::dead_letter_queue) names one for `queue`;
+/// - `extend_lease` is called only when [`Capabilities::max_lease`] is `Some`, with a lease no
+///   longer than it.
+///
+/// Whoever calls a driver directly takes these checks on: a driver must still never panic on
+/// unchecked input, but it may then fail or deviate from its capabilities.
 #[async_trait]
 pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// The guarantees and limits this backend keeps. Constant for the broker's lifetime.
     fn capabilities(&self) -> &Capabilities;
 
-    /// Creates `queue` (and its dead-letter queue) if missing. Idempotent.
+    /// Creates `queue` (and its dead-letter queue, when it has one) if missing. Idempotent.
     async fn declare_queue(&self, queue: &str) -> Result<()>;
 
     /// Deletes `queue`, its dead-letter queue and everything in them. Deleting a missing queue
     /// succeeds.
     async fn delete_queue(&self, queue: &str) -> Result<()>;
 
-    /// Publishes `batch` (at most `max_batch` messages, each within `max_payload`: the caller
-    /// checked). On `Ok` every message is stored as the capabilities promise. On `Err` some
-    /// messages may have been stored: a retry may duplicate them.
+    /// Publishes `batch`. On `Ok` every message is stored as the capabilities promise. On
+    /// `Err` some messages may have been stored: a retry may duplicate them.
     ///
     /// A missing queue is [`ErrorKind::QueueNotFound`](crate::ErrorKind::QueueNotFound).
     async fn publish(&self, queue: &str, batch: &[crate::Message]) -> Result<()>;
 
-    /// Receives up to `max` deliveries (`1..=max_batch`), waiting up to `wait` for the first
-    /// one. An empty vector means none arrived in time. Each delivery is leased (or held by
-    /// this connection) until acked, nacked or its lease ends.
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>>;
-
-    /// [`Broker::receive`] for a receiver whose room changes while it waits: takes up to
-    /// [`Capacity::now`] deliveries, read when messages are taken, not when the call began.
+    /// Receives up to [`Capacity::now`] deliveries, waiting up to `wait` for the first one. An
+    /// empty vector means none arrived in time. Each delivery is leased (or held by this
+    /// connection) until acked, nacked or its lease ends.
     ///
     /// A worker with some slots busy starts a long poll; when work arrives, the busy tasks may
-    /// have finished. A backend that waits and then takes (memory, Redis, PostgreSQL)
-    /// overrides this to read the capacity at each take, so that one receive fills every slot
-    /// free by then. The default reads it once and calls [`Broker::receive`], which is right
-    /// for a backend that must fix the count up front (an SQS long poll).
+    /// have finished. So a backend that waits and then takes reads the capacity each time it
+    /// takes, not when the call began: [`wait_for_work`](crate::wait_for_work) runs that loop.
+    /// A backend that must fix the count up front (an SQS long poll) reads it once.
+    ///
+    /// A missing queue is [`ErrorKind::QueueNotFound`](crate::ErrorKind::QueueNotFound).
     async fn receive_up_to(
         &self,
         queue: &str,
         capacity: &Capacity<'_>,
         wait: Duration,
-    ) -> Result<Vec<Received>> {
-        self.receive(queue, capacity.now(), wait).await
-    }
+    ) -> Result<Vec<Received>>;
 
     /// Removes these deliveries for good. Acking a delivery whose lease ended is
     /// [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost): another consumer may have it.
@@ -189,8 +197,16 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Sets the delivery's lease to end `lease` from now.
     async fn extend_lease(&self, queue: &str, token: &AckToken, lease: Duration) -> Result<()>;
 
-    /// The queue dead letters of `queue` go to, when the backend dead-letters.
-    fn dead_letter_queue(&self, queue: &str) -> Option<String>;
+    /// The queue that dead letters of `queue` go to: moved there by the backend when it
+    /// dead-letters, published there by the [`worker`](crate::worker) when it cannot. `None`
+    /// when `queue` is itself a dead-letter queue.
+    ///
+    /// Defaults to the one naming rule, [`dead_letter_queue`](crate::dead_letter_queue); a
+    /// backend whose broker needs another name (SQS FIFO's `.fifo` suffix) maps it here, and
+    /// only here.
+    fn dead_letter_queue(&self, queue: &str) -> Option<String> {
+        crate::dead_letter::dead_letter_queue(queue)
+    }
 
     /// Closes connections. Later calls fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed);
     /// unacked deliveries come back as the redelivery capability says.

@@ -136,6 +136,27 @@ pub enum Persistence {
 
 /// The guarantees and limits of one backend.
 /// Backends build it from [`Capabilities::minimal`] with struct-update syntax.
+///
+/// # Limits
+///
+/// [`Queue`](crate::Queue) and [`Delivery`](crate::Delivery) run these checks before they call
+/// a driver, so every backend refuses the same input with the same error, and drivers may
+/// assume valid input (see [`Broker`](crate::Broker)). Each limit has one error kind and one
+/// message:
+///
+/// | limit | broken by | kind |
+/// |---|---|---|
+/// | `max_payload` | a message whose [`encoded_size`](crate::Message::encoded_size) is larger | [`PayloadTooLarge`](ErrorKind::PayloadTooLarge) |
+/// | [`Delay::Unsupported`] | a publish or nack asking for a delay | [`Unsupported`](ErrorKind::Unsupported) |
+/// | [`Delay::UpTo`] | a publish or nack delay over `max` | [`InvalidInput`](ErrorKind::InvalidInput) |
+/// | [`max_lease`](Capabilities::max_lease) `None` | any lease extension | [`Unsupported`](ErrorKind::Unsupported) |
+/// | [`max_lease`](Capabilities::max_lease) | an extension over it | [`InvalidInput`](ErrorKind::InvalidInput) |
+/// | [`DeadLetter::Unsupported`] | a dead-letter nack | [`Unsupported`](ErrorKind::Unsupported) |
+/// | a dead-letter queue has none (see [`dead_letter_queue`](crate::dead_letter_queue)) | a dead-letter nack from it | [`Unsupported`](ErrorKind::Unsupported) |
+///
+/// `max_batch` is never an error: publishes and acks are split into batches of at most
+/// `max_batch`, and a receive asking for more is lowered to it (see
+/// [`Queue::receive`](crate::Queue::receive)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     /// The backend's short name (`memory`, `redis`, `sqs`, ...).

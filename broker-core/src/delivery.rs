@@ -163,9 +163,19 @@ impl Delivery {
 
     /// Gives the message back as `action` says, retrying transient failures.
     ///
+    /// The action is checked against the backend's capabilities before the backend is asked
+    /// ([`Capabilities::check_nack`](crate::Capabilities::check_nack)); a dead-letter nack of
+    /// a delivery from a dead-letter queue is refused too (see
+    /// [`dead_letter_queue`](crate::dead_letter_queue)). A refused nack leaves the delivery as
+    /// it was, leased to this consumer.
+    ///
     /// # Errors
-    /// A [`SettleError`] holding the delivery.
+    /// A [`SettleError`] holding the delivery: `Unsupported` or `InvalidInput` when the action
+    /// is refused, the backend's error after retries otherwise.
     pub async fn nack(self, action: NackAction) -> Result<(), SettleError> {
+        if let Err(refused) = self.check_nack(&action) {
+            return self.settled(Err(refused));
+        }
         if let NackAction::DeadLetter { reason } = &action {
             tracing::warn!(queue = %self.queue, id = %self.received.id, %reason, "dead-lettering message");
         }
@@ -180,14 +190,29 @@ impl Delivery {
     /// consumer. Safe to call repeatedly.
     ///
     /// # Errors
-    /// `Unsupported` where leases cannot be extended, `LeaseLost` when it already ended.
+    /// Before the backend is asked ([`Capabilities::check_lease_extension`](crate::Capabilities::check_lease_extension)):
+    /// `Unsupported` where leases cannot be extended, `InvalidInput` above
+    /// [`max_lease`](crate::Capabilities::max_lease). From the backend: `LeaseLost` when the
+    /// lease already ended.
     pub async fn extend_lease(&self, lease: Duration) -> Result<()> {
+        self.broker.capabilities().check_lease_extension(lease)?;
         self.retry
             .run(|| {
                 self.broker
                     .extend_lease(&self.queue, &self.received.token, lease)
             })
             .await
+    }
+
+    fn check_nack(&self, action: &NackAction) -> Result<()> {
+        let caps = self.broker.capabilities();
+        caps.check_nack(action)?;
+        if matches!(action, NackAction::DeadLetter { .. })
+            && self.broker.dead_letter_queue(&self.queue).is_none()
+        {
+            return Err(caps.no_dead_letter_queue(&self.queue));
+        }
+        Ok(())
     }
 
     fn settled(self, outcome: Result<()>) -> Result<(), SettleError> {

@@ -12,21 +12,27 @@ pub mod backends;
 mod broker;
 mod capabilities;
 pub mod celery;
+mod dead_letter;
 mod delivery;
 mod error;
 mod headers;
+mod limits;
 mod message;
 mod queue;
 mod result;
 mod retry;
 pub mod tasks;
 pub mod urls;
+mod wait;
 pub mod worker;
 
-pub use broker::{AckToken, Broker, Capacity, DEAD_LETTER_REASON_HEADER, NackAction, Received};
+pub use broker::{AckToken, Broker, Capacity, NackAction, Received};
 pub use capabilities::{
     Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension, Ordering,
     Persistence, Redelivery, Requirement, StaleTokens,
+};
+pub use dead_letter::{
+    DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUFFIX, dead_letter_queue, is_dead_letter_queue,
 };
 pub use delivery::{Delivery, SettleError};
 pub use error::{Error, ErrorKind, Operation, Result};
@@ -35,3 +41,4 @@ pub use message::{Message, Properties};
 pub use queue::Queue;
 pub use result::{ResultStore, ResultStoreExt, TaskResult, TaskState};
 pub use retry::RetryPolicy;
+pub use wait::{Look, wait_for_work};

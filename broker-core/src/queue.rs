@@ -6,17 +6,17 @@ use tracing::Instrument;
 
 use crate::{
     broker::{Broker, Capacity},
-    capabilities::{Capabilities, Delay},
+    capabilities::Capabilities,
     delivery::Delivery,
-    error::{Error, ErrorKind, Operation, Result},
+    error::Result,
     message::Message,
     retry::RetryPolicy,
 };
 
 /// A named queue on a [`Broker`], with the semantics written once for every backend: batches
-/// split to the backend's limit, payloads checked against its limit before anything is sent,
-/// delays checked against its maximum, transient errors retried with backoff, a tracing span
-/// per call.
+/// split to the backend's limit, every declared limit (payload size, delay) checked before
+/// anything is sent, transient errors retried with backoff, a tracing span per call. The
+/// driver is only called with input its capabilities accept (see [`Broker`]).
 ///
 /// Cloning is cheap and clones share the broker.
 #[derive(Clone)]
@@ -86,8 +86,9 @@ impl Queue {
     /// Publishes one message. On `Ok` the backend holds it as its capabilities promise.
     ///
     /// # Errors
-    /// `PayloadTooLarge` or `Unsupported`/`InvalidInput` (delay) before anything is sent; the
-    /// backend's error after retries otherwise.
+    /// `PayloadTooLarge`, or `Unsupported`/`InvalidInput` for a delay the backend does not
+    /// accept ([`Capabilities::check_publish`]), before anything is sent; the backend's error
+    /// after retries otherwise.
     pub async fn publish(&self, message: Message) -> Result<()> {
         self.publish_batch(vec![message]).await
     }
@@ -103,7 +104,7 @@ impl Queue {
     pub async fn publish_batch(&self, messages: Vec<Message>) -> Result<()> {
         let caps = self.capabilities();
         for (index, message) in messages.iter().enumerate() {
-            self.check(caps, index, message)?;
+            caps.check_publish(index, message)?;
         }
         let span = tracing::debug_span!("publish", backend = caps.backend, queue = %self.name, count = messages.len());
         async {
@@ -118,8 +119,11 @@ impl Queue {
         .await
     }
 
-    /// Receives up to `max` deliveries (capped at the backend's `max_batch`), waiting up to
-    /// `wait` for the first.
+    /// Receives up to `max` deliveries, waiting up to `wait` for the first.
+    ///
+    /// `max` is clamped, never refused: above the backend's `max_batch` it is lowered to it (so
+    /// one call may return fewer than a caller could take), and 0 counts as 1. The same holds
+    /// for [`Queue::receive_up_to`].
     ///
     /// # Errors
     /// The backend's error after retries.
@@ -127,9 +131,9 @@ impl Queue {
         self.receive_up_to(Capacity::fixed(max), wait).await
     }
 
-    /// Receives up to `capacity` deliveries (capped at the backend's `max_batch`), waiting up
-    /// to `wait` for the first. Where the backend allows, the capacity is read when messages
-    /// are taken (see [`Broker::receive_up_to`]).
+    /// Receives up to `capacity` deliveries (clamped to 1 to `max_batch` as in
+    /// [`Queue::receive`]), waiting up to `wait` for the first. Where the backend allows, the
+    /// capacity is read when messages are taken (see [`Broker::receive_up_to`]).
     ///
     /// # Errors
     /// The backend's error after retries.
@@ -181,42 +185,5 @@ impl Queue {
                 .await?;
         }
         Ok(())
-    }
-
-    fn check(&self, caps: &Capabilities, index: usize, message: &Message) -> Result<()> {
-        let size = message.encoded_size();
-        if size > caps.max_payload {
-            return Err(self.rejected(
-                ErrorKind::PayloadTooLarge,
-                format!(
-                    "message {index} is {size} bytes; the limit is {}",
-                    caps.max_payload
-                ),
-            ));
-        }
-        match (message.delay, caps.delay) {
-            (Some(delay), Delay::Unsupported) if !delay.is_zero() => Err(self.rejected(
-                ErrorKind::Unsupported,
-                format!("message {index} asks for a delay; this backend cannot delay messages"),
-            )),
-            (Some(delay), Delay::UpTo { max }) if delay > max => Err(self.rejected(
-                ErrorKind::InvalidInput,
-                format!(
-                    "message {index} asks for a delay of {}s; the maximum is {}s",
-                    delay.as_secs_f64(),
-                    max.as_secs_f64()
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn rejected(&self, kind: ErrorKind, detail: String) -> Error {
-        Error::new(
-            kind,
-            self.capabilities().backend,
-            Operation::Publish,
-            detail,
-        )
     }
 }

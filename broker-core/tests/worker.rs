@@ -248,14 +248,6 @@ impl Broker for Observed {
     async fn publish(&self, queue: &str, batch: &[Message]) -> broker_core::Result<()> {
         self.inner.publish(queue, batch).await
     }
-    async fn receive(
-        &self,
-        queue: &str,
-        max: usize,
-        wait: Duration,
-    ) -> broker_core::Result<Vec<broker_core::Received>> {
-        self.record(self.inner.receive(queue, max, wait).await)
-    }
     async fn receive_up_to(
         &self,
         queue: &str,

@@ -12,15 +12,15 @@ use std::{
 use async_trait::async_trait;
 use broker_core::{
     AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
-    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation,
-    Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
+    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message, NackAction,
+    Operation, Ordering, Persistence, Received, Redelivery, Result, StaleTokens, dead_letter_queue,
+    is_dead_letter_queue, wait_for_work,
 };
 use tokio::time::Instant;
 
-use crate::queue::{QueueState, Return, Stored};
+use crate::queue::{QueueState, Return, Stored, after};
 
 use crate::{BACKEND, MemoryConfig};
-const DEAD_LETTER_SUFFIX: &str = ".dlq";
 
 #[derive(Debug, Default)]
 struct State {
@@ -132,7 +132,7 @@ impl MemoryBroker {
 
     /// Dead-letter queues keep what they hold: they never dead-letter further.
     fn max_receives(&self, queue: &str) -> Option<u32> {
-        (!queue.ends_with(DEAD_LETTER_SUFFIX)).then_some(self.config.max_receives)
+        (!is_dead_letter_queue(queue)).then_some(self.config.max_receives)
     }
 
     fn exhausted_reason(&self) -> String {
@@ -148,14 +148,12 @@ impl MemoryBroker {
         Self::bury(state, queue, dead, &self.exhausted_reason(), now);
     }
 
+    /// Moves `dead` into the dead-letter queue of `queue`, which must have one.
     fn bury(state: &mut State, queue: &str, dead: Vec<Stored>, reason: &str, now: Instant) {
-        if dead.is_empty() {
+        let Some(dlq) = dead_letter_queue(queue).filter(|_| !dead.is_empty()) else {
             return;
-        }
-        let dlq = state
-            .queues
-            .entry(format!("{queue}{DEAD_LETTER_SUFFIX}"))
-            .or_default();
+        };
+        let dlq = state.queues.entry(dlq).or_default();
         for mut stored in dead {
             stored
                 .headers
@@ -179,6 +177,24 @@ impl MemoryBroker {
                     "not a memory ack token",
                 )
             })
+    }
+
+    /// One look at `queue` for a waiting receive: takes up to `capacity` ready messages, read
+    /// now, or tells when the next delayed message falls due or lease ends.
+    fn look(&self, queue: &str, capacity: &Capacity<'_>) -> Result<Look> {
+        let now = Instant::now();
+        let mut guard = self.open(Operation::Receive)?;
+        let state = &mut *guard;
+        self.reap(state, queue, now);
+        let q = Self::queue_mut(&mut state.queues, queue, Operation::Receive)?;
+        if q.has_ready() {
+            let lease = self.config.visibility_timeout;
+            let taken = q.take(capacity.now(), lease, now, &mut state.next_lease);
+            return Ok(Look::Taken(taken));
+        }
+        Ok(Look::Nothing {
+            again_at: q.next_event(),
+        })
     }
 
     fn queue_mut<'s>(
@@ -230,17 +246,15 @@ impl Broker for MemoryBroker {
             ));
         }
         let mut state = self.open(Operation::DeclareQueue)?;
-        state.queues.entry(queue.to_owned()).or_default();
-        state
-            .queues
-            .entry(format!("{queue}{DEAD_LETTER_SUFFIX}"))
-            .or_default();
+        for name in std::iter::once(queue.to_owned()).chain(dead_letter_queue(queue)) {
+            state.queues.entry(name).or_default();
+        }
         Ok(())
     }
 
     async fn delete_queue(&self, queue: &str) -> Result<()> {
         let mut state = self.open(Operation::DeleteQueue)?;
-        for name in [queue.to_owned(), format!("{queue}{DEAD_LETTER_SUFFIX}")] {
+        for name in std::iter::once(queue.to_owned()).chain(dead_letter_queue(queue)) {
             if let Some(q) = state.queues.remove(&name) {
                 q.notify.notify_waiters();
             }
@@ -249,19 +263,6 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish(&self, queue: &str, batch: &[Message]) -> Result<()> {
-        if batch.len() > self.capabilities.max_batch {
-            let detail = format!(
-                "{} messages; the limit is {}",
-                batch.len(),
-                self.capabilities.max_batch
-            );
-            return Err(Error::new(
-                ErrorKind::BatchTooLarge,
-                BACKEND,
-                Operation::Publish,
-                detail,
-            ));
-        }
         let now = Instant::now();
         let mut state = self.open(Operation::Publish)?;
         let state = &mut *state;
@@ -279,48 +280,26 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
-        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
-    }
-
+    /// Waits on the queue's own wake-up, which every publish, nack, dead-letter move, delete
+    /// and close notifies; delayed messages and lease ends are looked for when they are due.
+    /// A receive whose queue is deleted wakes and fails with `QueueNotFound` (or, if the queue
+    /// was declared again before it looked, waits on until its deadline).
     async fn receive_up_to(
         &self,
         queue: &str,
         capacity: &Capacity<'_>,
         wait: Duration,
     ) -> Result<Vec<Received>> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let notify;
-            let next_event;
-            {
-                let now = Instant::now();
-                let mut guard = self.open(Operation::Receive)?;
-                let state = &mut *guard;
-                self.reap(state, queue, now);
-                let q = Self::queue_mut(&mut state.queues, queue, Operation::Receive)?;
-                if q.has_ready() {
-                    let lease = self.config.visibility_timeout;
-                    return Ok(q.take(capacity.now(), lease, now, &mut state.next_lease));
-                }
-                if now >= deadline {
-                    return Ok(Vec::new());
-                }
-                notify = q.notify.clone();
-                next_event = q.next_event();
-            }
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Publishes between releasing the lock and enabling are caught by the re-check:
-            // wake at the next event or a short tick, whichever comes first.
-            let wake = next_event.map_or(deadline, |at| at.min(deadline));
-            let recheck = Instant::now() + Duration::from_millis(50);
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(wake.min(recheck)) => {}
-            }
-        }
+        let wake_up = {
+            let mut state = self.open(Operation::Receive)?;
+            Self::queue_mut(&mut state.queues, queue, Operation::Receive)?
+                .notify
+                .clone()
+        };
+        wait_for_work(&wake_up, wait, || {
+            std::future::ready(self.look(queue, capacity))
+        })
+        .await
     }
 
     async fn ack(&self, queue: &str, tokens: &[AckToken]) -> Result<()> {
@@ -347,6 +326,10 @@ impl Broker for MemoryBroker {
             .settle(seq, lease, now)
             .ok_or_else(|| Self::lease_lost(token, Operation::Nack))?;
         let (how, reason) = match action {
+            // Checked above the driver; kept in place if a direct caller asks anyway.
+            NackAction::DeadLetter { .. } if is_dead_letter_queue(queue) => {
+                (Return::Ready, self.exhausted_reason())
+            }
             NackAction::Requeue => (Return::Ready, self.exhausted_reason()),
             NackAction::RequeueAfter(delay) => (Return::After(*delay), self.exhausted_reason()),
             NackAction::DeadLetter { reason } => (Return::DeadLetter, reason.clone()),
@@ -363,19 +346,86 @@ impl Broker for MemoryBroker {
         let mut state = self.open(Operation::ExtendLease)?;
         let q = Self::queue_mut(&mut state.queues, queue, Operation::ExtendLease)?;
         let now = Instant::now();
-        if q.extend(seq, id, now, now + lease) {
+        if q.extend(seq, id, now, after(now, lease)) {
             Ok(())
         } else {
             Err(Self::lease_lost(token, Operation::ExtendLease))
         }
     }
 
-    fn dead_letter_queue(&self, queue: &str) -> Option<String> {
-        Some(format!("{queue}{DEAD_LETTER_SUFFIX}"))
-    }
-
+    /// Closes this handle and wakes its waiting receives, which then fail with `Closed`.
+    /// Receives of other handles wake too, look, and wait on.
     async fn close(&self) -> Result<()> {
         self.closed.store(true, AtomicOrdering::Release);
+        for q in self.shared.lock().queues.values() {
+            q.notify.notify_waiters();
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn broker_with(queue: &str) -> Arc<MemoryBroker> {
+        let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
+        broker.declare_queue(queue).await.expect("declare");
+        broker
+    }
+
+    #[tokio::test]
+    async fn delays_and_leases_past_any_clock_never_fall_due_and_never_panic() {
+        let broker = broker_with("q").await;
+        let later = Message::new("later").delay(Duration::MAX);
+        broker
+            .publish("q", &[later, Message::new("now")])
+            .await
+            .expect("publish");
+        let got = broker
+            .receive_up_to("q", &Capacity::fixed(10), Duration::ZERO)
+            .await
+            .expect("receive");
+        assert_eq!(got.len(), 1, "only the undelayed message is due");
+        let token = &got[0].token;
+        broker
+            .extend_lease("q", token, Duration::MAX)
+            .await
+            .expect("a lease to the end of time");
+        broker
+            .nack("q", token, &NackAction::RequeueAfter(Duration::MAX))
+            .await
+            .expect("a requeue to the end of time");
+        let none = broker
+            .receive_up_to("q", &Capacity::fixed(10), Duration::from_millis(50))
+            .await
+            .expect("receive");
+        assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_a_waiting_receive_with_a_closed_error() {
+        let broker = broker_with("q").await;
+        let waiting = {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                broker
+                    .receive_up_to("q", &Capacity::fixed(1), Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let closed_at = Instant::now();
+        broker.close().await.expect("close");
+        let err = waiting.await.expect("task").expect_err("closed");
+        assert_eq!(err.kind(), ErrorKind::Closed);
+        assert!(closed_at.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_queue_gets_no_dead_letter_queue_of_its_own() {
+        let broker = broker_with("q.dlq").await;
+        let queues: Vec<String> = broker.shared.lock().queues.keys().cloned().collect();
+        assert_eq!(queues, ["q.dlq"]);
     }
 }

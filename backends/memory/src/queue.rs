@@ -10,6 +10,15 @@ use broker_core::{Headers, Message, Properties, Received};
 use bytes::Bytes;
 use tokio::{sync::Notify, time::Instant};
 
+/// `now + duration`, or about thirty years from now when that cannot be represented: a moment
+/// that never comes for this process. Keeps a huge delay or lease from panicking.
+pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(NEVER))
+        .unwrap_or(now)
+}
+
 /// A message as the queue keeps it. `seq` is its place in publish order, kept for life.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
@@ -81,7 +90,7 @@ impl QueueState {
     pub(crate) fn push(&mut self, stored: Stored, delay: Option<Duration>, now: Instant) {
         match delay {
             Some(d) if !d.is_zero() => {
-                self.delayed.insert((now + d, stored.seq));
+                self.delayed.insert((after(now, d), stored.seq));
                 self.delayed_messages.insert(stored.seq, stored);
             }
             _ => {
@@ -129,7 +138,7 @@ impl QueueState {
             stored.receive_count += 1;
             *next_lease += 1;
             let lease = *next_lease;
-            let until = now + lease_for;
+            let until = after(now, lease_for);
             out.push(Received {
                 id: stored.id.clone(),
                 payload: stored.payload.clone(),

@@ -22,6 +22,7 @@ use broker_benches::{
 use broker_core::{
     Delay, Headers, Message, Queue,
     celery::TaskMessage,
+    dead_letter_queue,
     tasks::task_to_message,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
 };
@@ -75,7 +76,11 @@ impl Bench {
 
     async fn declare_raw(&self, queue: &str) {
         sqlx::query(&self.sql.declare)
-            .bind(vec![queue.to_owned(), format!("{queue}.dlq")])
+            .bind(
+                std::iter::once(queue.to_owned())
+                    .chain(dead_letter_queue(queue))
+                    .collect::<Vec<_>>(),
+            )
             .execute(&self.raw)
             .await
             .expect("declare");
@@ -175,7 +180,7 @@ async fn raw_claim(bench: &Bench, queue: &str, max: usize) -> Vec<Claimed> {
         .bind(queue)
         .bind(max as i64)
         .bind(LEASE.as_secs_f64())
-        .bind(format!("{queue}.dlq"))
+        .bind(dead_letter_queue(queue))
         .bind(5_i32)
         .bind("received 5 times without an ack")
         .bind(&bench.channel)

@@ -2,20 +2,20 @@
 
 use std::{
     collections::HashSet,
-    pin::pin,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use async_trait::async_trait;
 use broker_core::{
     AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
-    Delay, DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Message, NackAction, Operation,
-    Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
+    Delay, DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Look, Message, NackAction,
+    Operation, Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
+    dead_letter_queue, wait_for_work,
 };
 use serde_json::{Map, Value, value::RawValue};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -27,8 +27,6 @@ use crate::{
     sql::{Statements, channel},
 };
 
-/// The suffix of a queue's dead-letter queue.
-const DEAD_LETTER_SUFFIX: &str = ".dlq";
 /// The longest lease one extension may set.
 const MAX_LEASE: Duration = Duration::from_secs(12 * 3600);
 /// The longest delay accepted.
@@ -159,7 +157,8 @@ impl PostgresBroker {
     ///
     /// Unlike [`Broker::publish`], any number of messages may be passed (they are written in
     /// batches of the declared `max_batch`), and each is checked against the payload and delay
-    /// limits here, since no [`Queue`](broker_core::Queue) did it.
+    /// limits here ([`Capabilities::check_publish`], as [`Queue`](broker_core::Queue) does),
+    /// since no `Queue` did it.
     ///
     /// # Errors
     /// `PayloadTooLarge` or `InvalidInput` before anything is written; `QueueNotFound` (the
@@ -173,7 +172,7 @@ impl PostgresBroker {
     ) -> Result<()> {
         self.check_open(Operation::Publish)?;
         for (index, message) in messages.iter().enumerate() {
-            self.check_message(index, message)?;
+            self.capabilities.check_publish(index, message)?;
         }
         for chunk in messages.chunks(MAX_BATCH) {
             for statement in byte_chunks(chunk) {
@@ -189,33 +188,6 @@ impl PostgresBroker {
             return Err(closed(operation));
         }
         Ok(())
-    }
-
-    fn check_message(&self, index: usize, message: &Message) -> Result<()> {
-        let size = message.encoded_size();
-        if size > MAX_PAYLOAD {
-            return Err(error(
-                ErrorKind::PayloadTooLarge,
-                Operation::Publish,
-                format!("message {index} is {size} bytes; the limit is {MAX_PAYLOAD}"),
-            ));
-        }
-        match message.delay {
-            Some(delay) if delay > MAX_DELAY => Err(error(
-                ErrorKind::InvalidInput,
-                Operation::Publish,
-                format!(
-                    "message {index} asks for a delay of {}s; the maximum is {}s",
-                    delay.as_secs_f64(),
-                    MAX_DELAY.as_secs_f64()
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn dead_letter_of(queue: &str) -> Option<String> {
-        (!queue.ends_with(DEAD_LETTER_SUFFIX)).then(|| format!("{queue}{DEAD_LETTER_SUFFIX}"))
     }
 
     fn exhausted_reason(&self) -> String {
@@ -287,7 +259,7 @@ impl PostgresBroker {
     /// One claim: leases up to `max` available messages of `queue`, or tells why there were
     /// none.
     async fn claim(&self, queue: &str, max: usize) -> Result<Claim> {
-        let dead_letter = Self::dead_letter_of(queue);
+        let dead_letter = dead_letter_queue(queue);
         let rows = sqlx::query(&self.sql.claim)
             .bind(queue)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
@@ -324,6 +296,29 @@ impl PostgresBroker {
         }
     }
 
+    /// One look at `queue` for a waiting receive: claims up to `capacity` messages, read now.
+    /// When nothing was available, names the moment to look again: when its next delayed or
+    /// leased message becomes available (at least [`MIN_PAUSE`] away), and at the latest one
+    /// poll interval from now, in case a notification was lost.
+    async fn look(&self, queue: &str, capacity: &Capacity<'_>) -> Result<Look> {
+        self.check_open(Operation::Receive)?;
+        let (exists, next) = match self.claim(queue, capacity.now()).await? {
+            Claim::Leased(claimed) => return Ok(Look::Taken(claimed)),
+            Claim::Empty { exists, next } => (exists, next),
+        };
+        if !exists {
+            return Err(missing(queue, Operation::Receive));
+        }
+        let now = Instant::now();
+        let mut again_at = now + self.config.poll_interval;
+        if let Some(next) = next {
+            again_at = again_at.min(now + next.max(MIN_PAUSE));
+        }
+        Ok(Look::Nothing {
+            again_at: Some(again_at),
+        })
+    }
+
     /// Maps a driver error, reporting `Closed` once this broker was closed.
     fn failed(&self, operation: Operation, err: sqlx::Error) -> broker_core::Error {
         if self.closed.is_cancelled() {
@@ -345,8 +340,7 @@ impl Broker for PostgresBroker {
         &self.capabilities
     }
 
-    /// Inserts the queue and its dead-letter queue (`<queue>.dlq`) into `queues`. A queue
-    /// whose name ends in `.dlq` is a dead-letter queue: it gets no dead-letter queue itself.
+    /// Inserts the queue and its dead-letter queue (see [`dead_letter_queue`]) into `queues`.
     async fn declare_queue(&self, queue: &str) -> Result<()> {
         self.check_open(Operation::DeclareQueue)?;
         if queue.is_empty() || queue.len() > MAX_QUEUE_NAME {
@@ -357,7 +351,7 @@ impl Broker for PostgresBroker {
             ));
         }
         let mut names = vec![queue.to_owned()];
-        names.extend(Self::dead_letter_of(queue));
+        names.extend(dead_letter_queue(queue));
         sqlx::query(&self.sql.declare)
             .bind(names)
             .execute(&self.pool)
@@ -369,7 +363,7 @@ impl Broker for PostgresBroker {
     async fn delete_queue(&self, queue: &str) -> Result<()> {
         self.check_open(Operation::DeleteQueue)?;
         let mut names = vec![queue.to_owned()];
-        names.extend(Self::dead_letter_of(queue));
+        names.extend(dead_letter_queue(queue));
         sqlx::query(&self.sql.delete)
             .bind(names)
             .execute(&self.pool)
@@ -382,13 +376,6 @@ impl Broker for PostgresBroker {
     /// exceed 64 MiB), so a batch is stored entirely or not at all.
     async fn publish(&self, queue: &str, batch: &[Message]) -> Result<()> {
         self.check_open(Operation::Publish)?;
-        if batch.len() > MAX_BATCH {
-            return Err(error(
-                ErrorKind::BatchTooLarge,
-                Operation::Publish,
-                format!("{} messages; the limit is {MAX_BATCH}", batch.len()),
-            ));
-        }
         let statements = byte_chunks(batch);
         if let [single] = statements.as_slice() {
             let mut conn = self
@@ -416,24 +403,8 @@ impl Broker for PostgresBroker {
 
     /// Claims in publish (id) order with `FOR UPDATE SKIP LOCKED`; while nothing is
     /// available, waits for a `NOTIFY` of this queue, the next delayed or leased message
-    /// becoming available, or the poll interval, whichever comes first.
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
-        self.check_open(Operation::Receive)?;
-        if max == 0 || max > MAX_BATCH {
-            let kind = if max == 0 {
-                ErrorKind::InvalidInput
-            } else {
-                ErrorKind::BatchTooLarge
-            };
-            return Err(error(
-                kind,
-                Operation::Receive,
-                format!("cannot receive {max} messages at once; the limit is 1 to {MAX_BATCH}"),
-            ));
-        }
-        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
-    }
-
+    /// becoming available, or the poll interval, whichever comes first. Closing the broker
+    /// wakes it with a `Closed` error.
     async fn receive_up_to(
         &self,
         queue: &str,
@@ -441,47 +412,13 @@ impl Broker for PostgresBroker {
         wait: Duration,
     ) -> Result<Vec<Received>> {
         self.check_open(Operation::Receive)?;
-        let deadline = Instant::now() + wait;
-        let signal = if wait.is_zero() {
-            None
+        // A receive that will not wait need not start listening.
+        let wake_up = if wait.is_zero() {
+            Arc::new(Notify::new())
         } else {
-            Some(self.wakeups.signal(queue).await)
+            self.wakeups.signal(queue).await
         };
-        loop {
-            // Enabled before looking, so that a notification arriving between the look and
-            // the wait is not missed.
-            let mut notified = pin!(signal.as_deref().map(tokio::sync::Notify::notified));
-            if let Some(notified) = notified.as_mut().as_pin_mut() {
-                notified.enable();
-            }
-            let max = capacity.now().min(MAX_BATCH);
-            let (exists, next) = match self.claim(queue, max).await? {
-                Claim::Leased(claimed) => return Ok(claimed),
-                Claim::Empty { exists, next } => (exists, next),
-            };
-            if !exists {
-                return Err(missing(queue, Operation::Receive));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let mut wake = deadline.min(now + self.config.poll_interval);
-            if let Some(next) = next {
-                wake = wake.min(now + next.max(MIN_PAUSE));
-            }
-            let woken = async {
-                match notified.as_mut().as_pin_mut() {
-                    Some(notified) => notified.await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = woken => {}
-                () = tokio::time::sleep_until(wake) => {}
-                () = self.closed.cancelled() => return Err(closed(Operation::Receive)),
-            }
-        }
+        wait_for_work(&wake_up, wait, || self.look(queue, capacity)).await
     }
 
     /// Deletes the rows whose lease token still matches. When some no longer match (their
@@ -520,28 +457,11 @@ impl Broker for PostgresBroker {
     async fn nack(&self, queue: &str, token: &AckToken, action: &NackAction) -> Result<()> {
         self.check_open(Operation::Nack)?;
         let (id, lease) = parse_token(token, Operation::Nack)?;
-        let dead_letter = Self::dead_letter_of(queue);
+        // Null for a dead-letter queue: the statement then keeps the message in place.
+        let dead_letter = dead_letter_queue(queue);
         let (delay, force_dead, reason) = match action {
             NackAction::Requeue => (Duration::ZERO, false, self.exhausted_reason()),
-            NackAction::RequeueAfter(delay) if *delay > MAX_DELAY => {
-                return Err(error(
-                    ErrorKind::InvalidInput,
-                    Operation::Nack,
-                    format!(
-                        "a delay of {}s exceeds the maximum of {}s",
-                        delay.as_secs_f64(),
-                        MAX_DELAY.as_secs_f64()
-                    ),
-                ));
-            }
             NackAction::RequeueAfter(delay) => (*delay, false, self.exhausted_reason()),
-            NackAction::DeadLetter { .. } if dead_letter.is_none() => {
-                return Err(error(
-                    ErrorKind::Unsupported,
-                    Operation::Nack,
-                    format!("`{queue}` is a dead-letter queue and has none of its own"),
-                ));
-            }
             NackAction::DeadLetter { reason } => (Duration::ZERO, true, reason.clone()),
         };
         let settled = sqlx::query(&self.sql.nack)
@@ -566,17 +486,6 @@ impl Broker for PostgresBroker {
 
     async fn extend_lease(&self, queue: &str, token: &AckToken, lease: Duration) -> Result<()> {
         self.check_open(Operation::ExtendLease)?;
-        if lease > MAX_LEASE {
-            return Err(error(
-                ErrorKind::InvalidInput,
-                Operation::ExtendLease,
-                format!(
-                    "a lease of {}s exceeds the maximum of {}s",
-                    lease.as_secs_f64(),
-                    MAX_LEASE.as_secs_f64()
-                ),
-            ));
-        }
         let (id, lease_token) = parse_token(token, Operation::ExtendLease)?;
         let updated = sqlx::query(&self.sql.extend)
             .bind(queue)
@@ -592,11 +501,6 @@ impl Broker for PostgresBroker {
         } else {
             Err(lease_lost(token, Operation::ExtendLease))
         }
-    }
-
-    /// `<queue>.dlq`, or `None` for a queue that is itself a dead-letter queue.
-    fn dead_letter_queue(&self, queue: &str) -> Option<String> {
-        Self::dead_letter_of(queue)
     }
 
     /// Stops the listener, wakes waiting receives (they fail with `Closed`) and closes the
@@ -762,15 +666,6 @@ mod tests {
         );
         let err = parse_token(&AckToken::new("3-1"), Operation::Ack).expect_err("foreign");
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    }
-
-    #[test]
-    fn dead_letter_queues_have_no_dead_letter_queue() {
-        assert_eq!(
-            PostgresBroker::dead_letter_of("ical").as_deref(),
-            Some("ical.dlq")
-        );
-        assert_eq!(PostgresBroker::dead_letter_of("ical.dlq"), None);
     }
 
     #[test]

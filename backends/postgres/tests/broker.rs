@@ -167,12 +167,12 @@ async fn stale_lease_token_is_lease_lost_for_ack_nack_and_extend() {
         .await
         .expect("publish");
     let first = broker
-        .receive("leases", 1, Duration::from_secs(5))
+        .receive_up_to("leases", &Capacity::fixed(1), Duration::from_secs(5))
         .await
         .expect("receive")
         .remove(0);
     let second = broker
-        .receive("leases", 1, Duration::from_secs(5))
+        .receive_up_to("leases", &Capacity::fixed(1), Duration::from_secs(5))
         .await
         .expect("receive")
         .pop()
@@ -201,35 +201,6 @@ async fn stale_lease_token_is_lease_lost_for_ack_nack_and_extend() {
         .await
         .expect_err("foreign token");
     assert_eq!(foreign.kind(), ErrorKind::InvalidInput);
-}
-
-#[tokio::test]
-async fn lease_longer_than_the_declared_maximum_is_rejected() {
-    let Some(url) = support::url_or_skip("lease_longer_than_the_declared_maximum_is_rejected")
-    else {
-        return;
-    };
-    let schema = TestSchema::fresh();
-    let broker = declared(&support::config(&url, &schema.name), "long").await;
-    broker
-        .publish("long", &[Message::new("slow")])
-        .await
-        .expect("publish");
-    let held = broker
-        .receive("long", 1, Duration::from_secs(5))
-        .await
-        .expect("receive")
-        .remove(0);
-    let max = broker.capabilities().max_lease().expect("extendable");
-    broker
-        .extend_lease("long", &held.token, max)
-        .await
-        .expect("the maximum itself is accepted");
-    let err = broker
-        .extend_lease("long", &held.token, max + Duration::from_secs(1))
-        .await
-        .expect_err("beyond the maximum");
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
 
 #[tokio::test]
@@ -325,7 +296,11 @@ async fn closing_wakes_a_waiting_receive_with_a_closed_error() {
     let broker = declared(&support::config(&url, &schema.name), "closing").await;
     let waiting = {
         let broker = broker.clone();
-        tokio::spawn(async move { broker.receive("closing", 1, Duration::from_secs(30)).await })
+        tokio::spawn(async move {
+            broker
+                .receive_up_to("closing", &Capacity::fixed(1), Duration::from_secs(30))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let closed_at = Instant::now();
@@ -384,7 +359,7 @@ async fn dead_letter_queue_keeps_messages_instead_of_dead_lettering_further() {
         .await
         .expect("publish");
     let first = broker
-        .receive("work", 1, Duration::from_secs(5))
+        .receive_up_to("work", &Capacity::fixed(1), Duration::from_secs(5))
         .await
         .expect("receive")
         .remove(0);
@@ -401,7 +376,7 @@ async fn dead_letter_queue_keeps_messages_instead_of_dead_lettering_further() {
 
     for attempt in 1..=4 {
         let dead = broker
-            .receive(&dlq, 1, Duration::from_secs(5))
+            .receive_up_to(&dlq, &Capacity::fixed(1), Duration::from_secs(5))
             .await
             .expect("receive")
             .pop()
@@ -412,22 +387,23 @@ async fn dead_letter_queue_keeps_messages_instead_of_dead_lettering_further() {
             .await
             .expect("requeue in the dead-letter queue");
     }
-    let dead = broker
-        .receive(&dlq, 1, Duration::from_secs(5))
+    let dead = Queue::new(broker.clone(), dlq)
+        .receive_one(Duration::from_secs(5))
         .await
         .expect("receive")
-        .remove(0);
-    let err = broker
-        .nack(
-            &dlq,
-            &dead.token,
-            &NackAction::DeadLetter {
-                reason: "again".into(),
-            },
-        )
+        .expect("still in the dead-letter queue");
+    let refused = dead
+        .nack(NackAction::DeadLetter {
+            reason: "again".into(),
+        })
         .await
         .expect_err("nowhere further");
-    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(refused.error.kind(), ErrorKind::Unsupported);
+    refused
+        .delivery
+        .ack()
+        .await
+        .expect("the refused delivery is still held");
 }
 
 #[tokio::test]
@@ -488,7 +464,7 @@ async fn batch_above_the_statement_size_is_stored_whole() {
     let mut seen = Vec::new();
     while seen.len() < batch.len() {
         let got = broker
-            .receive("big", 2, Duration::from_secs(5))
+            .receive_up_to("big", &Capacity::fixed(2), Duration::from_secs(5))
             .await
             .expect("receive");
         assert!(!got.is_empty(), "only {} arrived", seen.len());

@@ -23,7 +23,7 @@ use broker_benches::{
     groups,
 };
 use broker_core::{
-    Delay, Message, Queue,
+    DEAD_LETTER_SUFFIX, Delay, Message, Queue,
     celery::TaskMessage,
     tasks::task_to_message,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
@@ -141,6 +141,7 @@ async fn raw_receive(
         .arg(LEASE_MS)
         .arg(5)
         .arg("\"exhausted\"")
+        .arg(DEAD_LETTER_SUFFIX)
         .invoke_async(conn)
         .await
         .expect("receive script");

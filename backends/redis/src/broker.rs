@@ -10,9 +10,10 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DeadLetter, Deduplication, Delay, DeliveryGuarantee,
-    Error, ErrorKind, LeaseExtension, Message, NackAction, Operation, Ordering, Persistence,
-    Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_SUFFIX, DeadLetter, Deduplication, Delay,
+    DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message, NackAction, Operation,
+    Ordering, Persistence, Received, Redelivery, Result, StaleTokens, dead_letter_queue,
+    is_dead_letter_queue, wait_for_work,
 };
 use redis::{Value, aio::ConnectionManager};
 use tokio::{task::JoinHandle, time::Instant};
@@ -20,7 +21,7 @@ use tokio::{task::JoinHandle, time::Instant};
 use crate::{
     BACKEND, RedisConfig, connect, envelope,
     error::{self, from_redis, has_code},
-    layout::{self, Keys},
+    layout::Keys,
     scripts::SCRIPTS,
     wake::{self, Wakers},
 };
@@ -181,10 +182,47 @@ impl RedisBroker {
             .arg(self.visibility_ms())
             .arg(self.config.max_receives)
             .arg(&self.exhausted_reason)
+            .arg(DEAD_LETTER_SUFFIX)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.script_error(Operation::Receive, queue, &e))?;
         parse_batch(reply)
+    }
+
+    /// One look at `queue` for a waiting receive: takes up to `capacity` messages, read now.
+    /// When nothing was taken, names the moment to look again: the next delayed message or
+    /// lease end, and at the latest [`IDLE_RECHECK`] from now.
+    async fn look(&self, queue: &str, capacity: &Capacity<'_>) -> Result<Look> {
+        let batch = self.take(queue, capacity.now()).await?;
+        let now = Instant::now();
+        if batch.items.is_empty() {
+            let mut again_at = now + IDLE_RECHECK;
+            if batch.next_event_ms >= 0 {
+                let ms = (batch.next_event_ms - batch.server_now_ms).max(1);
+                let event = now + Duration::from_millis(ms.unsigned_abs());
+                again_at = again_at.min(event);
+            }
+            return Ok(Look::Nothing {
+                again_at: Some(again_at),
+            });
+        }
+        let mut out = Vec::with_capacity(batch.items.len());
+        for (tag, raw) in batch.items {
+            match envelope::decode(&tag, &raw) {
+                Ok(received) => out.push(received),
+                Err(why) => {
+                    let receives = raw_receives(&raw);
+                    self.bury_undecodable(queue, &tag, receives, &why).await;
+                }
+            }
+        }
+        if out.is_empty() {
+            // Only undecodable messages, now out of the way: look again at once.
+            return Ok(Look::Nothing {
+                again_at: Some(now),
+            });
+        }
+        Ok(Look::Taken(out))
     }
 
     fn script_error(&self, operation: Operation, queue: &str, err: &redis::RedisError) -> Error {
@@ -196,7 +234,12 @@ impl RedisBroker {
     }
 
     /// Sends an envelope nobody can decode to the dead-letter queue, so it stops coming back.
-    async fn bury_undecodable(&self, tag: &str, receives: u32, why: &str) {
+    /// In a dead-letter queue, which has none, it stays leased and comes back after its lease.
+    async fn bury_undecodable(&self, queue: &str, tag: &str, receives: u32, why: &str) {
+        if is_dead_letter_queue(queue) {
+            tracing::error!(tag, %why, queue, "redis: undecodable message in a dead-letter queue; it stays there");
+            return;
+        }
         let token = envelope::token(tag, receives);
         let action = NackAction::DeadLetter {
             reason: format!("undecodable message: {why}"),
@@ -212,17 +255,7 @@ impl RedisBroker {
         let (how, delay) = match action {
             NackAction::Requeue => ("requeue", 0),
             NackAction::RequeueAfter(delay) if delay.is_zero() => ("requeue", 0),
-            NackAction::RequeueAfter(delay) => {
-                if *delay > MAX_DELAY {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        BACKEND,
-                        Operation::Nack,
-                        format!("a delay of {}s is over the maximum", delay.as_secs_f64()),
-                    ));
-                }
-                ("delay", millis(*delay))
-            }
+            NackAction::RequeueAfter(delay) => ("delay", millis(*delay)),
             NackAction::DeadLetter { .. } => ("dead", 0),
         };
         let reason = match action {
@@ -243,6 +276,7 @@ impl RedisBroker {
             .arg(self.config.max_receives)
             .arg(&self.exhausted_reason)
             .arg(reason.to_string())
+            .arg(DEAD_LETTER_SUFFIX)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| from_redis(Operation::Nack, &e))?;
@@ -376,28 +410,26 @@ impl Broker for RedisBroker {
                 ),
             ));
         }
-        let dlq = layout::dead_letter_queue(queue);
         let mut conn = self.conn(Operation::DeclareQueue)?;
-        redis::pipe()
-            .sadd(self.keys.binding(queue), Keys::binding_member(queue))
-            .ignore()
-            .sadd(self.keys.binding(&dlq), Keys::binding_member(&dlq))
-            .ignore()
-            .query_async::<()>(&mut conn)
+        let mut pipe = redis::pipe();
+        for name in std::iter::once(queue.to_owned()).chain(dead_letter_queue(queue)) {
+            pipe.sadd(self.keys.binding(&name), Keys::binding_member(&name))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn)
             .await
             .map_err(|e| from_redis(Operation::DeclareQueue, &e))
     }
 
     async fn delete_queue(&self, queue: &str) -> Result<()> {
-        let dlq = layout::dead_letter_queue(queue);
         let mut conn = self.conn(Operation::DeleteQueue)?;
-        let doomed: Vec<String> = [queue, dlq.as_str()]
-            .iter()
+        let doomed: Vec<String> = std::iter::once(queue.to_owned())
+            .chain(dead_letter_queue(queue))
             .flat_map(|q| {
                 [
-                    self.keys.binding(q),
-                    self.keys.queue(q),
-                    self.keys.delayed(q),
+                    self.keys.binding(&q),
+                    self.keys.queue(&q),
+                    self.keys.delayed(&q),
                 ]
             })
             .collect();
@@ -409,14 +441,6 @@ impl Broker for RedisBroker {
     }
 
     async fn publish(&self, queue: &str, batch: &[Message]) -> Result<()> {
-        if batch.len() > MAX_BATCH {
-            return Err(Error::new(
-                ErrorKind::BatchTooLarge,
-                BACKEND,
-                Operation::Publish,
-                format!("{} messages; the limit is {MAX_BATCH}", batch.len()),
-            ));
-        }
         let mut conn = self.conn(Operation::Publish)?;
         let mut invocation = SCRIPTS.publish.prepare_invoke();
         invocation
@@ -445,57 +469,18 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Result<Vec<Received>> {
-        self.receive_up_to(queue, &Capacity::fixed(max), wait).await
-    }
-
+    /// Waits on the queue's wake-ups from the prefix's wake channel (publishes, returns and
+    /// dead-letter moves announce themselves), looking again when the next delayed message or
+    /// lease end is due and at least every [`IDLE_RECHECK`], in case an announcement was lost.
     async fn receive_up_to(
         &self,
         queue: &str,
         capacity: &Capacity<'_>,
         wait: Duration,
     ) -> Result<Vec<Received>> {
-        let deadline = Instant::now() + wait;
         self.listen_for_wake_ups();
-        let notify = self.wakers.get(queue);
-        loop {
-            // Registered before looking, so an announcement made while we look is not missed.
-            let woken = notify.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-
-            let batch = self.take(queue, capacity.now().min(MAX_BATCH)).await?;
-            if !batch.items.is_empty() {
-                let mut out = Vec::with_capacity(batch.items.len());
-                for (tag, raw) in batch.items {
-                    match envelope::decode(&tag, &raw) {
-                        Ok(received) => out.push(received),
-                        Err(why) => {
-                            let receives = raw_receives(&raw);
-                            self.bury_undecodable(&tag, receives, &why).await;
-                        }
-                    }
-                }
-                if !out.is_empty() {
-                    return Ok(out);
-                }
-                continue;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let mut until = deadline.min(now + IDLE_RECHECK);
-            if batch.next_event_ms >= 0 {
-                let ms = (batch.next_event_ms - batch.server_now_ms).max(1);
-                let event = now + Duration::from_millis(ms.unsigned_abs());
-                until = until.min(event);
-            }
-            tokio::select! {
-                () = &mut woken => {}
-                () = tokio::time::sleep_until(until) => {}
-            }
-        }
+        let wake_up = self.wakers.get(queue);
+        wait_for_work(&wake_up, wait, || self.look(queue, capacity)).await
     }
 
     async fn ack(&self, _queue: &str, tokens: &[AckToken]) -> Result<()> {
@@ -535,18 +520,6 @@ impl Broker for RedisBroker {
 
     async fn extend_lease(&self, _queue: &str, token: &AckToken, lease: Duration) -> Result<()> {
         let (tag, receives) = parse(token, Operation::ExtendLease)?;
-        if lease > MAX_LEASE {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                BACKEND,
-                Operation::ExtendLease,
-                format!(
-                    "a lease of {}s is over the maximum of {}s",
-                    lease.as_secs_f64(),
-                    MAX_LEASE.as_secs()
-                ),
-            ));
-        }
         let mut conn = self.conn(Operation::ExtendLease)?;
         let done: i64 = SCRIPTS
             .extend
@@ -569,13 +542,11 @@ impl Broker for RedisBroker {
         }
     }
 
-    fn dead_letter_queue(&self, queue: &str) -> Option<String> {
-        Some(layout::dead_letter_queue(queue))
-    }
-
     async fn close(&self) -> Result<()> {
         self.closed.store(true, AtomicOrdering::Release);
         self.stop_listening();
+        // Waiting receives look again and fail with `Closed`.
+        self.wakers.wake_all();
         // Dropping the last handle closes the connection once in-flight calls finish.
         self.conn
             .write()

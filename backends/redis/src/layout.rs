@@ -88,12 +88,6 @@ impl Keys {
     }
 }
 
-/// The name of the dead-letter queue of `queue`.
-#[must_use]
-pub fn dead_letter_queue(queue: &str) -> String {
-    format!("{queue}.dlq")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ impl Wakers {
         }
     }
 
-    fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         let queues = self
             .queues
             .lock()

@@ -11,12 +11,13 @@ pub(crate) struct LeaseRenewal {
 }
 
 impl LeaseRenewal {
-    /// Renewal for a backend whose leases can be extended; `None` otherwise (nothing to do:
-    /// either no lease, or one that cannot be helped).
+    /// Renewal for a backend whose leases can be extended, to its default lease (or its
+    /// longest extension, when that is shorter); `None` otherwise (nothing to do: either no
+    /// lease, or one that cannot be helped).
     pub(crate) fn for_backend(caps: &crate::Capabilities) -> Option<Self> {
-        match caps.redelivery {
-            Redelivery::Lease { default_lease, .. } if caps.max_lease().is_some() => Some(Self {
-                lease: default_lease,
+        match (caps.redelivery, caps.max_lease()) {
+            (Redelivery::Lease { default_lease, .. }, Some(max)) => Some(Self {
+                lease: default_lease.min(max),
             }),
             _ => None,
         }

@@ -95,7 +95,11 @@ pub struct WorkerReport {
 ///   fill a batch), and every ack is sent before [`Worker::run`] returns;
 /// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
 /// - a message that cannot be decoded, names an unknown task, or exhausts its retries goes to
-///   the dead-letter place with the reason logged, and the worker goes on;
+///   the queue's dead-letter queue ([`Broker::dead_letter_queue`](crate::Broker::dead_letter_queue))
+///   with the reason logged, and the worker goes on: the backend moves it there, or, when the
+///   backend cannot dead-letter, the worker publishes it there and acks it. A worker on a
+///   dead-letter queue has none: such a message stays where it is and comes back after its
+///   lease;
 /// - a handler that panics is recorded as `FAILURE`; the worker goes on;
 /// - on shutdown it stops fetching (or, with `drain_on_shutdown`, takes work until the queue
 ///   is empty), lets running tasks finish within the grace period, then releases the rest to
@@ -164,11 +168,12 @@ impl Worker {
     /// fallback dead-letter queue.
     pub async fn run(self, shutdown: CancellationToken) -> Result<WorkerReport> {
         let caps = self.queue.capabilities().clone();
-        let fallback_dead_letter = if caps.dead_letter == DeadLetter::Unsupported {
-            let name = format!("{}.dead-letter", self.queue.name());
-            Some(Queue::declare(self.queue.broker().clone(), name).await?)
-        } else {
-            None
+        let broker = self.queue.broker();
+        let fallback_dead_letter = match broker.dead_letter_queue(self.queue.name()) {
+            Some(name) if caps.dead_letter == DeadLetter::Unsupported => {
+                Some(Queue::declare(broker.clone(), name).await?)
+            }
+            _ => None,
         };
         let (acks, acker) = Acker::start(self.queue.clone());
         let job = Arc::new(Job {

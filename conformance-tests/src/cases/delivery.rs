@@ -2,7 +2,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use broker_core::{ErrorKind, Message, Ordering, Queue};
+use broker_core::{Capacity, ErrorKind, Message, Ordering, Queue};
 use serde_json::json;
 
 use super::{Ctx, Skip, receive_at_least, tally, text};
@@ -204,41 +204,6 @@ pub(super) async fn concurrent_publishers_and_consumers_lose_and_invent_nothing(
     Ok(())
 }
 
-pub(super) async fn batches_are_split_to_the_limit_and_oversized_batches_rejected(
-    ctx: Ctx,
-) -> Result<(), Skip> {
-    let queue = ctx.queue().await;
-    let limit = ctx.caps().max_batch.min(500);
-    let count = limit * 2 + 1;
-    let messages: Vec<Message> = (0..count).map(|n| Message::new(format!("m{n}"))).collect();
-    queue
-        .publish_batch(messages)
-        .await
-        .expect("a batch over the limit is split, not refused");
-    let got = receive_at_least(&queue, count, Duration::from_secs(30)).await;
-    assert_eq!(got.len(), count, "every message of the split batch arrives");
-    queue.ack_all(got).await.expect("ack");
-
-    let max_batch = ctx.caps().max_batch;
-    if max_batch <= 1_000 {
-        let oversized: Vec<Message> = (0..=max_batch)
-            .map(|n| Message::new(format!("o{n}")))
-            .collect();
-        let err = ctx
-            .broker
-            .publish(queue.name(), &oversized)
-            .await
-            .expect_err("the driver refuses a batch over its declared limit");
-        assert_eq!(err.kind(), ErrorKind::BatchTooLarge);
-        let leaked = queue
-            .receive(max_batch, Duration::from_millis(500))
-            .await
-            .expect("receive");
-        assert!(leaked.is_empty(), "nothing of a refused batch is sent");
-    }
-    Ok(())
-}
-
 pub(super) async fn missing_queue_is_a_typed_error(ctx: Ctx) -> Result<(), Skip> {
     let name = ctx
         .harness
@@ -251,7 +216,7 @@ pub(super) async fn missing_queue_is_a_typed_error(ctx: Ctx) -> Result<(), Skip>
     assert_eq!(err.kind(), ErrorKind::QueueNotFound, "{err}");
     let err = ctx
         .broker
-        .receive(&name, 1, Duration::from_millis(100))
+        .receive_up_to(&name, &Capacity::fixed(1), Duration::from_millis(100))
         .await
         .expect_err("fails");
     assert_eq!(err.kind(), ErrorKind::QueueNotFound, "{err}");
@@ -272,7 +237,7 @@ pub(super) async fn closed_broker_gives_closed_errors(ctx: Ctx) -> Result<(), Sk
         .expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
     let err = connection
-        .receive(queue.name(), 1, Duration::ZERO)
+        .receive_up_to(queue.name(), &Capacity::fixed(1), Duration::ZERO)
         .await
         .expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");

@@ -2,6 +2,7 @@
 
 mod delivery;
 mod durability;
+mod limits;
 mod order;
 mod redelivery;
 mod results;
@@ -185,8 +186,28 @@ pub static CASES: &[Case] = &[
         Gate::DeadLetter
     ),
     case!(
-        delivery::batches_are_split_to_the_limit_and_oversized_batches_rejected,
+        limits::publish_batch_over_the_limit_is_split_and_every_message_arrives,
         Gate::Always
+    ),
+    case!(
+        limits::receive_asking_for_more_than_the_limit_gets_at_most_the_limit,
+        Gate::Always
+    ),
+    case!(
+        limits::publish_delay_over_the_maximum_is_refused_before_anything_is_sent,
+        Gate::Delay
+    ),
+    case!(
+        limits::nack_delay_over_the_maximum_is_refused_and_the_delivery_kept,
+        Gate::Delay
+    ),
+    case!(
+        limits::lease_extension_over_the_maximum_is_refused_and_the_lease_kept,
+        Gate::LeaseExtension
+    ),
+    case!(
+        limits::dead_letter_queue_has_none_of_its_own,
+        Gate::DeadLetter
     ),
     case!(delivery::missing_queue_is_a_typed_error, Gate::Always),
     case!(delivery::closed_broker_gives_closed_errors, Gate::Always),

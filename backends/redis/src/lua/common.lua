@@ -129,13 +129,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function is_dead_letter_queue(queue)
-  return string.sub(queue, -4) == '.dlq'
+-- The naming rule of dead-letter queues is broker_core's (`dead_letter_queue`): the queue's
+-- name and `suffix` (passed in by the caller, never spelled here), and a queue whose name ends
+-- in `suffix` is a dead-letter queue with none of its own.
+local function is_dead_letter_queue(queue, suffix)
+  return #queue >= #suffix and string.sub(queue, -#suffix) == suffix
 end
 
--- Moves an envelope to the dead-letter queue of `queue`, recording why.
-local function bury(prefix, queue, env, reason_json)
-  local dlq = queue .. '.dlq'
+-- Moves an envelope to the dead-letter queue of `queue` (never itself a dead-letter queue),
+-- recording why.
+local function bury(prefix, queue, suffix, env, reason_json)
+  local dlq = queue .. suffix
   env = add_header(env, '"x-dead-letter-reason":' .. reason_json)
   env = with_meta(env, redis.call('INCR', prefix .. '_broker.seq'), 0)
   redis.call('LPUSH', prefix .. dlq, env)
@@ -167,20 +171,22 @@ local function return_to_place(list, env, seq)
 end
 
 -- Gives back an envelope that left its lease without an ack: `how` is 'requeue', 'delay' or
--- 'dead'. A message received max_receives times is dead-lettered instead (never from a
--- dead-letter queue). A message of a deleted queue is dropped.
-local function give_back(prefix, queue, env, how, delay_ms, now, max_receives, exhausted_json,
-                         reason_json)
+-- 'dead'. A message received max_receives times is dead-lettered instead. A dead-letter queue
+-- (named with `suffix`) keeps what it holds: 'dead' and exhaustion requeue there. A message of
+-- a deleted queue is dropped.
+local function give_back(prefix, queue, suffix, env, how, delay_ms, now, max_receives,
+                         exhausted_json, reason_json)
   if redis.call('EXISTS', prefix .. '_kombu.binding.' .. queue) == 0 then
     return
   end
   local seq, receives = parse_meta(env)
-  if how == 'dead' then
-    bury(prefix, queue, env, reason_json)
+  local terminal = is_dead_letter_queue(queue, suffix)
+  if how == 'dead' and not terminal then
+    bury(prefix, queue, suffix, env, reason_json)
     return
   end
-  if max_receives > 0 and receives >= max_receives and not is_dead_letter_queue(queue) then
-    bury(prefix, queue, env, exhausted_json)
+  if max_receives > 0 and receives >= max_receives and not terminal then
+    bury(prefix, queue, suffix, env, exhausted_json)
     return
   end
   if how == 'delay' then

@@ -4,7 +4,7 @@
 -- KEYS: 1 queue binding (existence), 2 queue list, 3 unacked hash, 4 unacked_index zset,
 --       5 delayed zset of the queue, 6 publish sequence counter
 -- ARGV: 1 key prefix, 2 queue, 3 max, 4 visibility timeout (ms), 5 max receives,
---       6 reason for exhausted messages (JSON string)
+--       6 reason for exhausted messages (JSON string), 7 dead-letter queue suffix
 -- Returns {server time (ms), next event (ms, -1 for none), tag, envelope, tag, envelope...};
 -- the next event, computed only when nothing was taken, is when
 -- a delayed message of this queue falls due or the first lease ends, whichever is sooner.
@@ -31,7 +31,7 @@ for _, tag in ipairs(expired) do
     redis.call('HDEL', KEYS[3], tag)
     local env, owner = parse_entry(entry)
     if env then
-      give_back(prefix, owner, env, 'requeue', 0, now, max_receives, ARGV[6], ARGV[6])
+      give_back(prefix, owner, ARGV[7], env, 'requeue', 0, now, max_receives, ARGV[6], ARGV[6])
     end
   end
 end
