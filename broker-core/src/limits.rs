@@ -149,7 +149,7 @@ mod tests {
         let err = limited().check_publish(3, &huge).expect_err("too large");
         assert_eq!(err.kind(), ErrorKind::PayloadTooLarge);
         assert_eq!(err.operation(), Operation::Publish);
-        assert_eq!(err.backend(), "test");
+        assert_eq!(err.backend(), Some("test"));
         assert!(err.detail().starts_with("message 3 is "), "{err}");
     }
 

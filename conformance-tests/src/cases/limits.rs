@@ -79,7 +79,7 @@ pub(super) async fn publish_delay_over_the_maximum_is_refused_before_anything_is
         .await
         .expect_err("a delay over the maximum is refused");
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(err.backend(), ctx.caps().backend);
+    assert_eq!(err.backend(), Some(ctx.caps().backend));
     assert!(
         err.detail().starts_with("message 1 asks for a delay"),
         "{err}"
@@ -113,7 +113,7 @@ pub(super) async fn nack_delay_over_the_maximum_is_refused_and_the_delivery_kept
         "{}",
         refused.error
     );
-    assert_eq!(refused.error.backend(), ctx.caps().backend);
+    assert_eq!(refused.error.backend(), Some(ctx.caps().backend));
     refused
         .delivery
         .nack(NackAction::Requeue)
@@ -148,7 +148,7 @@ pub(super) async fn lease_extension_over_the_maximum_is_refused_and_the_lease_ke
         .await
         .expect_err("an extension over the maximum is refused");
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(err.backend(), ctx.caps().backend);
+    assert_eq!(err.backend(), Some(ctx.caps().backend));
     let err = delivery
         .extend_lease(Duration::MAX)
         .await
