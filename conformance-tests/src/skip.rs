@@ -49,6 +49,19 @@ impl Unavailable {
     }
 }
 
+/// `found`'s value; or `None` after reporting that the calling test is skipped, naming the test
+/// after its thread (libtest runs each test on a thread named after it).
+///
+/// # Panics
+/// When `found` is [`Unavailable`] and [`REQUIRE_ENV`] requires the service.
+pub fn or_skip<T>(found: Result<T, Unavailable>) -> Option<T> {
+    found
+        .inspect_err(|unavailable| {
+            unavailable.skip(std::thread::current().name().unwrap_or("this test"));
+        })
+        .ok()
+}
+
 /// Whether a [`REQUIRE_ENV`] value of `setting` requires `service`.
 fn requires(setting: &str, service: &str) -> bool {
     setting

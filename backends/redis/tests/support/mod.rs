@@ -32,12 +32,7 @@ pub fn shared() -> Result<String, Unavailable> {
 /// # Panics
 /// When it is not configured and `BROKER_TEST_REQUIRE` requires Redis (CI).
 pub fn shared_url() -> Option<String> {
-    shared()
-        .inspect_err(|unavailable| {
-            // libtest names each test's thread after the test.
-            unavailable.skip(std::thread::current().name().unwrap_or("this test"));
-        })
-        .ok()
+    conformance_tests::skip::or_skip(shared())
 }
 
 /// A random key prefix, so that concurrent tests never share keys.
