@@ -227,7 +227,10 @@ impl Capabilities {
                 matches!(self.delay, Delay::UpTo { max } if max >= wanted)
             }
             Requirement::DeadLetter => self.dead_letter != DeadLetter::Unsupported,
+            Requirement::LeaseRedelivery => matches!(self.redelivery, Redelivery::Lease { .. }),
+            Requirement::RedeliveryOnDisconnect => self.redelivery == Redelivery::OnDisconnect,
             Requirement::LeaseExtension => self.max_lease().is_some(),
+            Requirement::StaleTokens(promise) => self.stale_tokens >= promise,
             Requirement::Durable => self.persistence == Persistence::Durable,
             Requirement::PayloadUpTo(bytes) => self.max_payload >= bytes,
         }
@@ -274,8 +277,15 @@ pub enum Requirement {
     Delay(Duration),
     /// Poison messages can be dead-lettered.
     DeadLetter,
+    /// Unacknowledged work comes back once its lease (visibility timeout) ends, so a consumer
+    /// that hangs or dies loses nothing.
+    LeaseRedelivery,
+    /// Unacknowledged work comes back when its consumer's connection closes.
+    RedeliveryOnDisconnect,
     /// Leases can be extended while work runs.
     LeaseExtension,
+    /// A token whose lease ended keeps at least this promise (see [`StaleTokens`]).
+    StaleTokens(StaleTokens),
     /// Messages survive a broker restart.
     Durable,
     /// Payloads of this many bytes are accepted.
@@ -291,7 +301,16 @@ impl fmt::Display for Requirement {
             Self::Deduplication => f.write_str("deduplication"),
             Self::Delay(d) => write!(f, "delays of {}s", d.as_secs_f64()),
             Self::DeadLetter => f.write_str("dead-lettering"),
+            Self::LeaseRedelivery => f.write_str("redelivery after a lease"),
+            Self::RedeliveryOnDisconnect => f.write_str("redelivery on disconnect"),
             Self::LeaseExtension => f.write_str("lease extension"),
+            Self::StaleTokens(StaleTokens::MaySettle) => f.write_str("any stale-token behaviour"),
+            Self::StaleTokens(StaleTokens::RejectedOnceRedelivered) => {
+                f.write_str("stale tokens rejected once their message is redelivered")
+            }
+            Self::StaleTokens(StaleTokens::Rejected) => {
+                f.write_str("stale tokens rejected once their lease ends")
+            }
             Self::Durable => f.write_str("durable messages"),
             Self::PayloadUpTo(n) => write!(f, "payloads of {n} bytes"),
         }
@@ -330,6 +349,38 @@ mod tests {
             text.contains("sqs backend does not guarantee ordering per key, durable messages"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn redelivery_requirements_follow_the_declared_redelivery() {
+        let leased = Capabilities {
+            redelivery: Redelivery::Lease {
+                default_lease: Duration::from_secs(30),
+                extension: LeaseExtension::Unsupported,
+            },
+            ..Capabilities::minimal("sqs")
+        };
+        assert!(leased.satisfies(Requirement::LeaseRedelivery));
+        assert!(!leased.satisfies(Requirement::RedeliveryOnDisconnect));
+        assert!(!leased.satisfies(Requirement::LeaseExtension));
+        let amqp = Capabilities::minimal("amqp");
+        assert!(amqp.satisfies(Requirement::RedeliveryOnDisconnect));
+        assert!(!amqp.satisfies(Requirement::LeaseRedelivery));
+    }
+
+    #[test]
+    fn stale_token_requirement_is_met_by_the_same_or_a_stronger_promise() {
+        let with = |stale_tokens| Capabilities {
+            stale_tokens,
+            ..Capabilities::minimal("redis")
+        };
+        let once_redelivered = Requirement::StaleTokens(StaleTokens::RejectedOnceRedelivered);
+        assert!(!with(StaleTokens::MaySettle).satisfies(once_redelivered));
+        assert!(with(StaleTokens::RejectedOnceRedelivered).satisfies(once_redelivered));
+        assert!(with(StaleTokens::Rejected).satisfies(once_redelivered));
+        let rejected = Requirement::StaleTokens(StaleTokens::Rejected);
+        assert!(!with(StaleTokens::RejectedOnceRedelivered).satisfies(rejected));
+        assert!(with(StaleTokens::Rejected).satisfies(rejected));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Where a test finds its broker: an environment URL, else a container, else a skip.
 //!
-//! The environment URL (`BROKER_TEST_<BACKEND>_URL`, printed by `scripts/services.sh`) always
+//! The environment URL (`BROKER_TEST_<SERVICE>_URL`, printed by `scripts/services.sh`) always
 //! wins. Without it, and with the `testcontainers` feature on and a Docker engine answering,
 //! the broker is started in a container once per test process. Otherwise the test is skipped
-//! with the reason, or fails under `BROKER_TEST_REQUIRE=all`.
+//! with the reason, or fails when `BROKER_TEST_REQUIRE` requires the service (see
+//! [`skip`](crate::skip)).
 
 use crate::Unavailable;
 
@@ -18,29 +19,55 @@ pub enum Container {
     RabbitMq,
 }
 
-/// The URL of the broker a test should use: the value of `env_var` when set, else
-/// [`Unavailable`] with a reason that says what to set.
-///
-/// # Errors
-/// [`Unavailable`] when no broker is configured.
-pub fn broker_url(env_var: &str) -> Result<String, Unavailable> {
-    match std::env::var(env_var) {
-        Ok(url) if !url.trim().is_empty() => Ok(url),
-        _ => Err(Unavailable(format!(
-            "{env_var} is not set; run `eval \"$(scripts/services.sh)\"` or point it at a broker"
-        ))),
+impl Container {
+    /// The service it provides, as `BROKER_TEST_REQUIRE` and [`broker_url`] name it.
+    #[must_use]
+    pub fn service(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Postgres => "postgres",
+            Self::RabbitMq => "amqp",
+        }
     }
 }
 
-/// Like [`broker_url`], falling back to `container` started by testcontainers when the
-/// `testcontainers` feature is on and a Docker engine answers.
+/// The variable naming the URL of `service`: `BROKER_TEST_<SERVICE>_URL` (for example
+/// `BROKER_TEST_REDIS_URL` for `redis`).
+#[must_use]
+pub fn url_variable(service: &str) -> String {
+    format!("BROKER_TEST_{}_URL", service.to_ascii_uppercase())
+}
+
+/// The URL of the `service` (`redis`, `postgres`, `amqp`) a test should use: the value of
+/// its [`url_variable`] when set, else [`Unavailable`] with a reason that says what to set.
+///
+/// # Errors
+/// [`Unavailable`] when no broker is configured.
+pub fn broker_url(service: &'static str) -> Result<String, Unavailable> {
+    let variable = url_variable(service);
+    match std::env::var(&variable) {
+        Ok(url) if !url.trim().is_empty() => Ok(url),
+        _ => Err(Unavailable::new(
+            service,
+            format!(
+                "{variable} is not set; run `eval \"$(scripts/services.sh)\"` or point it at a broker"
+            ),
+        )),
+    }
+}
+
+/// Like [`broker_url`] for the `container`'s service, falling back to `container` started by
+/// testcontainers when the `testcontainers` feature is on and a Docker engine answers.
 ///
 /// # Errors
 /// [`Unavailable`] saying why neither way worked.
-pub fn broker_url_or_container(env_var: &str, container: Container) -> Result<String, Unavailable> {
-    broker_url(env_var).or_else(|Unavailable(no_env)| {
+pub fn broker_url_or_container(container: Container) -> Result<String, Unavailable> {
+    broker_url(container.service()).or_else(|no_env| {
         containers::start(container).map_err(|no_container| {
-            Unavailable(format!("{no_env}; and no container: {no_container}"))
+            Unavailable::new(
+                container.service(),
+                format!("{}; and no container: {no_container}", no_env.reason),
+            )
         })
     })
 }

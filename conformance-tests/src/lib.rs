@@ -1,31 +1,31 @@
 //! The conformance suite: one table of cases that every backend runs.
 //!
-//! A backend's test file implements [`Harness`] (how to open a broker, a result store, how to
-//! restart the broker) and invokes [`suite!`], which expands to one `#[test]` per case. Each
-//! case is gated by the capabilities it needs: a case whose guarantee the backend does not
-//! declare is skipped with its reason printed, and a case whose guarantee is declared must
-//! pass. Nothing undeclared is assumed.
+//! A backend's test file implements [`Harness`] (how to open a broker, and what else the
+//! harness can do: open a result store, restart the broker) and invokes [`suite!`], which
+//! expands to one `#[test]` per case. Each case has a [`Gate`]: the
+//! [`Requirement`](broker_core::Requirement)s the backend must declare in its capabilities and
+//! the [`HarnessFeature`]s its harness must declare. A case whose gate is not met is skipped
+//! with its reason printed, and a case whose gate is met must pass. Nothing undeclared is
+//! assumed.
 //!
 //! Brokers are found by the harness (an environment URL, else testcontainers where a Docker
 //! engine answers). When none is reachable the case is skipped with the reason printed, unless
-//! `BROKER_TEST_REQUIRE=all` is set (CI), which turns every such skip into a failure.
+//! `BROKER_TEST_REQUIRE` requires the service ([`skip`] has the rule, which every test of the
+//! workspace that needs a service outside its process follows).
 
 mod cases;
 pub mod endpoint;
 mod runner;
+pub mod skip;
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{fmt, process::Command, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 
 pub use cases::{CASES, Case, Gate};
 pub use runner::{CHILD_ENV, CHILD_LOCATOR_ENV, assert_covers, run_case, run_child};
-
-/// Why a broker or store could not be opened; the case is skipped (or fails under
-/// `BROKER_TEST_REQUIRE=all`).
-#[derive(Debug, Clone)]
-pub struct Unavailable(pub String);
+pub use skip::{Skip, Unavailable};
 
 /// Settings every broker opened for the suite must use, so that timing cases run in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +45,57 @@ impl Default for Settings {
     }
 }
 
+/// What a harness can do besides opening brokers. These are test knobs, not guarantees: what
+/// the broker promises is in its [`Capabilities`](broker_core::Capabilities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HarnessFeature {
+    /// A consumer in another process reaches the same broker, so a consumer can die without
+    /// the broker (not so for an in-process broker). The crash case needs it.
+    SharedAcrossProcesses,
+    /// [`Harness::restart`] stops the broker and starts it again.
+    Restart,
+    /// [`Harness::result_store`] opens the backend's result store.
+    ResultStore,
+}
+
+impl fmt::Display for HarnessFeature {
+    /// What the harness does, after "the harness cannot".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SharedAcrossProcesses => "reach its broker from another process",
+            Self::Restart => "restart its broker",
+            Self::ResultStore => "open a result store",
+        })
+    }
+}
+
 /// What a backend provides to run the suite.
 #[async_trait]
 pub trait Harness: Send + Sync + 'static {
     /// Opens a new connection to the broker under test, configured with `settings`. Each call
     /// is a separate connection (the crash and disconnect cases rely on it).
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the broker cannot be reached; the case is skipped (or fails when
+    /// `BROKER_TEST_REQUIRE` requires the service).
     async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable>;
 
-    /// Opens the backend's result store with records expiring after `expires`; `None` when the
-    /// backend has no result store.
-    async fn result_store(
-        &self,
-        expires: Duration,
-    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
+    /// What this harness can do besides opening brokers. Default: nothing.
+    fn features(&self) -> Vec<HarnessFeature> {
+        Vec::new()
+    }
+
+    /// Opens the backend's result store with records expiring after `expires`. Called only
+    /// when [`Harness::features`] has [`HarnessFeature::ResultStore`].
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the store cannot be reached.
+    ///
+    /// # Panics
+    /// Unless overridden: a harness that declares the feature must open a store.
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
         let _ = expires;
-        None
+        panic!("this harness declares HarnessFeature::ResultStore but does not open a store")
     }
 
     /// A queue name for this backend built from `base` (which is unique per case); for example
@@ -68,16 +104,16 @@ pub trait Harness: Send + Sync + 'static {
         base.to_owned()
     }
 
-    /// Restarts the broker (stop, start, wait until it answers). `None` when this harness
-    /// cannot restart its broker; the restart case is then skipped.
-    async fn restart(&self) -> Option<Result<(), String>> {
-        None
-    }
-
-    /// Whether a consumer in another process reaches the same broker (false for in-process
-    /// brokers); the crash case needs it.
-    fn shared_across_processes(&self) -> bool {
-        true
+    /// Restarts the broker (stop, start, wait until it answers). Called only when
+    /// [`Harness::features`] has [`HarnessFeature::Restart`].
+    ///
+    /// # Errors
+    /// Why the restart failed; the case fails.
+    ///
+    /// # Panics
+    /// Unless overridden: a harness that declares the feature must restart its broker.
+    async fn restart(&self) -> Result<(), String> {
+        panic!("this harness declares HarnessFeature::Restart but does not restart its broker")
     }
 
     /// What the crash case's child process needs to reach this harness's broker (a schema, a

@@ -8,7 +8,7 @@ use std::{
 
 use broker_core::{Broker, Queue};
 
-use crate::{CASES, Harness, Settings, Unavailable, cases::Ctx};
+use crate::{CASES, Harness, Settings, cases::Ctx};
 
 /// The variable that makes the test binary act as a child consumer; it names the queue.
 pub const CHILD_ENV: &str = "CONFORMANCE_CHILD_QUEUE";
@@ -21,21 +21,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
-}
-
-fn required() -> bool {
-    std::env::var("BROKER_TEST_REQUIRE").is_ok_and(|v| v == "all")
-}
-
-/// Reports a case that cannot run; fails instead when the broker itself is missing and
-/// `BROKER_TEST_REQUIRE=all` is set.
-fn skip(case: &str, reason: &str, broker_missing: bool) {
-    assert!(
-        !(broker_missing && required()),
-        "{case}: broker unavailable and BROKER_TEST_REQUIRE=all: {reason}"
-    );
-    println!("SKIPPED {case}: {reason}");
-    let _ = std::io::stdout().flush();
 }
 
 /// Checks that `tests` (the tests [`suite!`](crate::suite) made) are exactly the suite's
@@ -74,16 +59,17 @@ pub fn run_case<H: Harness>(module: &'static str, name: &str, make: impl FnOnce(
         let settings = Settings::default();
         let broker = match harness.broker(settings).await {
             Ok(broker) => broker,
-            Err(Unavailable(reason)) => return skip(name, &reason, true),
+            Err(unavailable) => return unavailable.skip(name),
         };
-        if let Some(reason) = case.gate.unmet(broker.capabilities(), harness.as_ref()) {
-            return skip(name, &reason, false);
+        let gate = case.gate.check(broker.capabilities(), &harness.features());
+        if let Err(skip) = gate {
+            return skip.report(name);
         }
         let ctx = Ctx::new(harness, broker, settings, name, module);
         let cleanup = ctx.clone();
         match (case.run)(ctx).await {
             Ok(()) => cleanup.cleanup().await,
-            Err(skipped) => skip(name, &skipped.0, skipped.1),
+            Err(skip) => skip.report(name),
         }
     });
 }
@@ -102,7 +88,7 @@ pub fn run_child<H: Harness>(make: impl FnOnce() -> H) {
         let broker: Arc<dyn Broker> = harness
             .broker(Settings::default())
             .await
-            .unwrap_or_else(|Unavailable(reason)| panic!("child cannot open the broker: {reason}"));
+            .unwrap_or_else(|unavailable| panic!("child cannot open the broker: {unavailable}"));
         let queue = Queue::new(broker, queue);
         let delivery = queue
             .receive_one(Duration::from_secs(30))

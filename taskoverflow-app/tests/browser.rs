@@ -7,7 +7,7 @@
 //!
 //! chromedriver comes from `CHROMEDRIVER` (default `/usr/bin/chromedriver`) and Chromium from
 //! `CHROME_BIN` (default `/usr/bin/chromium`); `scripts/chromium.sh` installs both on Debian or
-//! Ubuntu. When either is missing the test prints `SKIPPED: <reason>` and passes, unless
+//! Ubuntu. When either is missing the test prints `SKIPPED <test>: <reason>` and passes, unless
 //! `BROKER_TEST_REQUIRE` is `all` (or lists `browser`), which makes it fail.
 //!
 //! `BROWSER_TEST_SCREENSHOT=<file.png>` saves a screenshot of the page after the export. When
@@ -21,6 +21,7 @@ use std::{
 };
 
 use broker_core::worker::Worker;
+use conformance_tests::{Unavailable, skip};
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element, error::CmdError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -398,6 +399,11 @@ impl BrowserTools {
     /// Both programs, or `None` after printing why the test is skipped (or failing when the
     /// browser is required).
     fn find() -> Option<Self> {
+        skip::or_skip(Self::locate())
+    }
+
+    /// Both programs, or which are missing.
+    fn locate() -> Result<Self, Unavailable> {
         let chromedriver = program("CHROMEDRIVER", DEFAULT_CHROMEDRIVER);
         let chrome = program("CHROME_BIN", DEFAULT_CHROME);
         let missing: Vec<String> = [
@@ -411,23 +417,18 @@ impl BrowserTools {
         })
         .collect();
         if missing.is_empty() {
-            return Some(Self {
+            return Ok(Self {
                 chromedriver,
                 chrome,
             });
         }
-        let reason = missing.join("; ");
-        let setting = std::env::var("BROKER_TEST_REQUIRE").unwrap_or_default();
-        let required = setting
-            .split(',')
-            .map(str::trim)
-            .any(|item| item == "all" || item == "browser");
-        assert!(
-            !required,
-            "BROKER_TEST_REQUIRE={setting} but {reason}: run scripts/chromium.sh to install them"
-        );
-        println!("SKIPPED: {reason}");
-        None
+        Err(Unavailable::new(
+            "browser",
+            format!(
+                "{}: run scripts/chromium.sh to install them",
+                missing.join("; ")
+            ),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use conformance_tests::{endpoint, skip};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_taskoverflow");
@@ -316,20 +317,10 @@ fn queue_demo_reports_a_missing_queue_by_name() {
     );
 }
 
-/// The URL in `var`, or `None` after printing why the test is skipped (a failure under
-/// `BROKER_TEST_REQUIRE=all`).
-fn external(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BROKER_TEST_REQUIRE").as_deref() != Ok("all"),
-                "{var} is not set and BROKER_TEST_REQUIRE=all"
-            );
-            println!("SKIPPED: {var} is not set");
-            None
-        }
-    }
+/// The URL of `service` (`BROKER_TEST_<SERVICE>_URL`), or `None` after printing why the test
+/// is skipped (a failure when `BROKER_TEST_REQUIRE` requires the service).
+fn external(service: &'static str) -> Option<String> {
+    skip::or_skip(endpoint::broker_url(service))
 }
 
 /// `url` with `option=value` added to its query.
@@ -431,7 +422,7 @@ async fn calendar_flow_with_separate_workers(env: Vec<(&'static str, String)>) {
 
 #[tokio::test]
 async fn calendar_flow_runs_on_redis_with_separate_workers() {
-    let Some(url) = external("BROKER_TEST_REDIS_URL") else {
+    let Some(url) = external("redis") else {
         return;
     };
     let prefix = format!("to-{}:", fastrand::u64(..));
@@ -484,7 +475,7 @@ impl Drop for Schema {
 
 #[tokio::test]
 async fn calendar_flow_runs_on_postgres_as_broker_and_result_store() {
-    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+    let Some(url) = external("postgres") else {
         return;
     };
     let schema = Schema::new(&url);
@@ -500,10 +491,7 @@ async fn calendar_flow_runs_on_postgres_as_broker_and_result_store() {
 async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgres() {
     // The seed deploys the broker elsewhere (SQS there; Redis here) and keeps results in
     // PostgreSQL through Celery's db+postgresql:// scheme.
-    let (Some(redis), Some(postgres)) = (
-        external("BROKER_TEST_REDIS_URL"),
-        external("BROKER_TEST_POSTGRES_URL"),
-    ) else {
+    let (Some(redis), Some(postgres)) = (external("redis"), external("postgres")) else {
         return;
     };
     let schema = Schema::new(&postgres);
@@ -557,7 +545,7 @@ fn queue_demo_round_trip(url: &str) {
 
 #[test]
 fn queue_demo_runs_on_redis() {
-    let Some(url) = external("BROKER_TEST_REDIS_URL") else {
+    let Some(url) = external("redis") else {
         return;
     };
     queue_demo_round_trip(&with_option(
@@ -569,7 +557,7 @@ fn queue_demo_runs_on_redis() {
 
 #[test]
 fn queue_demo_runs_on_postgres() {
-    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+    let Some(url) = external("postgres") else {
         return;
     };
     let schema = Schema::new(&url);
@@ -578,7 +566,7 @@ fn queue_demo_runs_on_postgres() {
 
 #[test]
 fn a_worker_stopped_while_it_starts_exits_cleanly() {
-    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+    let Some(url) = external("postgres") else {
         return;
     };
     let schema = Schema::new(&url);
@@ -596,7 +584,7 @@ fn a_worker_stopped_while_it_starts_exits_cleanly() {
 
 #[test]
 fn serve_stopped_while_it_starts_exits_cleanly() {
-    let Some(url) = external("BROKER_TEST_POSTGRES_URL") else {
+    let Some(url) = external("postgres") else {
         return;
     };
     let schema = Schema::new(&url);

@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_memory::{MemoryBroker, MemoryConfig, MemoryResultStore};
-use conformance_tests::{Harness, Settings, Unavailable};
+use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
 
-/// Every connection of one test shares one named in-process broker.
+/// Every connection of one test shares one named in-process broker, which no other process
+/// reaches and nothing restarts.
 struct Memory {
     name: String,
 }
@@ -24,15 +25,12 @@ impl Harness for Memory {
         Ok(Arc::new(MemoryBroker::new(config)))
     }
 
-    async fn result_store(
-        &self,
-        expires: Duration,
-    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
-        Some(Ok(Arc::new(MemoryResultStore::new(expires))))
+    fn features(&self) -> Vec<HarnessFeature> {
+        vec![HarnessFeature::ResultStore]
     }
 
-    fn shared_across_processes(&self) -> bool {
-        false
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
+        Ok(Arc::new(MemoryResultStore::new(expires)))
     }
 }
 

@@ -17,7 +17,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
-use conformance_tests::{Harness, Settings, Unavailable};
+use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
 use support::{PrivateServer, TestSchema};
 use tokio::sync::OnceCell;
 
@@ -55,19 +55,19 @@ impl Harness for SharedServer {
         open_broker(settings_config(&url, &self.schema.name, settings)).await
     }
 
-    async fn result_store(
-        &self,
-        expires: Duration,
-    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
-        let url = match support::url() {
-            Ok(url) => url,
-            Err(unavailable) => return Some(Err(unavailable)),
-        };
+    fn features(&self) -> Vec<HarnessFeature> {
+        vec![
+            HarnessFeature::SharedAcrossProcesses,
+            HarnessFeature::ResultStore,
+        ]
+    }
+
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
         let config = PostgresConfig {
             result_expires: expires,
-            ..support::config(&url, &self.schema.name)
+            ..support::config(&support::url()?, &self.schema.name)
         };
-        Some(open_store(config).await)
+        open_store(config).await
     }
 
     fn child_locator(&self) -> Option<String> {
@@ -109,7 +109,12 @@ impl PrivateHarness {
                 .await
                 .as_ref()
                 .map(|server| server.url())
-                .map_err(|reason| Unavailable(format!("no private PostgreSQL server: {reason}"))),
+                .map_err(|reason| {
+                    Unavailable::new(
+                        support::SERVICE,
+                        format!("no private PostgreSQL server: {reason}"),
+                    )
+                }),
         }
     }
 }
@@ -121,19 +126,24 @@ impl Harness for PrivateHarness {
         open_broker(settings_config(&url, PRIVATE_SCHEMA, settings)).await
     }
 
-    async fn result_store(
-        &self,
-        expires: Duration,
-    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
-        let url = match self.url().await {
-            Ok(url) => url,
-            Err(unavailable) => return Some(Err(unavailable)),
-        };
+    /// The test's own server can be restarted; the crash case's child reaches its parent's.
+    fn features(&self) -> Vec<HarnessFeature> {
+        let mut features = vec![
+            HarnessFeature::SharedAcrossProcesses,
+            HarnessFeature::ResultStore,
+        ];
+        if let Self::Own(_) = self {
+            features.push(HarnessFeature::Restart);
+        }
+        features
+    }
+
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
         let config = PostgresConfig {
             result_expires: expires,
-            ..support::config(&url, PRIVATE_SCHEMA)
+            ..support::config(&self.url().await?, PRIVATE_SCHEMA)
         };
-        Some(open_store(config).await)
+        open_store(config).await
     }
 
     fn child_locator(&self) -> Option<String> {
@@ -146,16 +156,21 @@ impl Harness for PrivateHarness {
         }
     }
 
-    async fn restart(&self) -> Option<Result<(), String>> {
-        let Self::Own(server) = self else {
-            return None;
+    async fn restart(&self) -> Result<(), String> {
+        let server = match self {
+            Self::Own(server) => match server.get() {
+                Some(Ok(server)) => server.clone(),
+                Some(Err(reason)) => return Err(reason.clone()),
+                None => return Err("the private server was never started".into()),
+            },
+            Self::Parent { .. } => {
+                return Err("a child process does not restart its parent's server".into());
+            }
         };
-        let server = server.get()?.as_ref().ok()?.clone();
-        let restarted = tokio::task::spawn_blocking(move || server.crash_and_restart())
+        tokio::task::spawn_blocking(move || server.crash_and_restart())
             .await
             .map_err(|e| format!("restart panicked: {e}"))
-            .and_then(|r| r);
-        Some(restarted)
+            .and_then(|r| r)
     }
 }
 

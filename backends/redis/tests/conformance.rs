@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
-use conformance_tests::{Harness, Settings, Unavailable, endpoint::broker_url};
+use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
 use support::PrivateServer;
 
 /// Where a harness's broker lives. A child consumer process (the crash case) finds the same
@@ -33,7 +33,7 @@ impl Redis {
         match &self.server {
             Server::Shared(url) => url.clone(),
             Server::Private(Ok(server)) => Ok(server.url()),
-            Server::Private(Err(reason)) => Err(Unavailable(reason.clone())),
+            Server::Private(Err(reason)) => Err(Unavailable::new(support::SERVICE, reason.clone())),
             Server::PrivatePort(port) => Ok(format!("redis://127.0.0.1:{port}")),
         }
     }
@@ -68,45 +68,49 @@ impl Harness for Redis {
         };
         let broker = RedisBroker::connect(config)
             .await
-            .map_err(|e| Unavailable(e.to_string()))?;
+            .map_err(|e| Unavailable::new(support::SERVICE, e.to_string()))?;
         Ok(Arc::new(broker))
     }
 
-    async fn result_store(
-        &self,
-        expires: Duration,
-    ) -> Option<Result<Arc<dyn ResultStore>, Unavailable>> {
-        let config = match self.config() {
-            Ok(config) => RedisConfig {
-                result_expires: expires,
-                ..config
-            },
-            Err(unavailable) => return Some(Err(unavailable)),
+    /// Every harness reaches its server from another process and opens the result store; the
+    /// one that started a private server also restarts it.
+    fn features(&self) -> Vec<HarnessFeature> {
+        let mut features = vec![
+            HarnessFeature::SharedAcrossProcesses,
+            HarnessFeature::ResultStore,
+        ];
+        if let Server::Private(_) = self.server {
+            features.push(HarnessFeature::Restart);
+        }
+        features
+    }
+
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
+        let config = RedisConfig {
+            result_expires: expires,
+            ..self.config()?
         };
-        Some(
-            RedisResultStore::connect(config)
-                .await
-                .map(|store| Arc::new(store) as Arc<dyn ResultStore>)
-                .map_err(|e| Unavailable(e.to_string())),
-        )
+        let store = RedisResultStore::connect(config)
+            .await
+            .map_err(|e| Unavailable::new(support::SERVICE, e.to_string()))?;
+        Ok(Arc::new(store))
     }
 
     fn child_locator(&self) -> Option<String> {
         Some(self.token.clone())
     }
 
-    async fn restart(&self) -> Option<Result<(), String>> {
-        match &self.server {
-            Server::Private(Ok(server)) => {
-                let server = server.clone();
-                Some(
-                    tokio::task::spawn_blocking(move || server.restart())
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string())),
-                )
+    async fn restart(&self) -> Result<(), String> {
+        let server = match &self.server {
+            Server::Private(Ok(server)) => server.clone(),
+            Server::Private(Err(reason)) => return Err(reason.clone()),
+            Server::Shared(_) | Server::PrivatePort(_) => {
+                return Err("only the harness that started a private server restarts it".into());
             }
-            _ => None,
-        }
+        };
+        tokio::task::spawn_blocking(move || server.restart())
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
     }
 }
 
@@ -115,7 +119,7 @@ fn random_token() -> String {
 }
 
 fn harness() -> Redis {
-    let server = Server::Shared(broker_url(support::URL_VAR));
+    let server = Server::Shared(support::shared());
     match conformance_tests::child_locator() {
         Some(token) => Redis {
             server,

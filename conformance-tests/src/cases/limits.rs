@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use broker_core::{Delay, ErrorKind, Message, NackAction, Queue};
+use broker_core::{Delay, ErrorKind, Message, NackAction, Queue, Requirement};
 
-use super::{Ctx, Skip, receive_at_least, text};
+use super::{Ctx, DELAY, Skip, receive_at_least, text};
 
 /// A second past `max`: the smallest excess the limits must catch.
 fn just_over(max: Duration) -> Duration {
@@ -15,7 +15,10 @@ fn just_over(max: Duration) -> Duration {
 fn max_delay(ctx: &Ctx) -> Result<Duration, Skip> {
     match ctx.caps().delay {
         Delay::UpTo { max } => Ok(max),
-        Delay::Unsupported => Err(Skip("no delayed delivery".into(), false)),
+        Delay::Unsupported => Err(Skip::NotDeclared {
+            backend: ctx.caps().backend,
+            missing: vec![Requirement::Delay(DELAY)],
+        }),
     }
 }
 
@@ -40,12 +43,6 @@ pub(super) async fn receive_asking_for_more_than_the_limit_gets_at_most_the_limi
     ctx: Ctx,
 ) -> Result<(), Skip> {
     let max_batch = ctx.caps().max_batch;
-    if max_batch > 1_000 {
-        return Err(Skip(
-            format!("a batch limit of {max_batch} is too large to fill"),
-            false,
-        ));
-    }
     let queue = ctx.queue().await;
     let messages: Vec<Message> = (0..=max_batch)
         .map(|n| Message::new(format!("m{n}")))

@@ -15,16 +15,9 @@ use std::{
     time::Duration,
 };
 
-use broker_core::{
-    Broker, Capabilities, DeadLetter, Deduplication, Delay, Delivery, Ordering, Persistence, Queue,
-    Redelivery, StaleTokens,
-};
+use broker_core::{Broker, Capabilities, Delivery, Queue, Requirement, ResultStore, StaleTokens};
 
-use crate::{Harness, Settings};
-
-/// Why a case did not run, and whether that is because the broker was missing.
-#[derive(Debug)]
-pub struct Skip(pub String, pub bool);
+use crate::{Harness, HarnessFeature, Settings, Skip};
 
 type CaseFuture = Pin<Box<dyn Future<Output = Result<(), Skip>> + Send>>;
 
@@ -33,93 +26,74 @@ type CaseFuture = Pin<Box<dyn Future<Output = Result<(), Skip>> + Send>>;
 pub struct Case {
     /// The test's name.
     pub name: &'static str,
-    /// What the backend must declare for the case to apply.
+    /// What the backend and its harness must declare for the case to apply.
     pub gate: Gate,
     /// The body; panics when the guarantee is broken.
     pub run: fn(Ctx) -> CaseFuture,
 }
 
-/// The capability a case needs.
+/// What a case needs to apply: guarantees the backend declares in its [`Capabilities`]
+/// (decided by [`Capabilities::satisfies`]) and features its harness declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// Every backend.
-    Always,
-    /// Redelivery by lease (visibility timeout).
-    Lease,
-    /// Redelivery when the consumer's connection closes.
-    OnDisconnect,
-    /// Extendable leases.
-    LeaseExtension,
-    /// Leases, and the token of a message handed out again settles nothing.
-    StaleTokenAfterRedelivery,
-    /// Leases, and a token settles nothing once its lease ended.
-    StaleTokenAfterLease,
-    /// Delayed delivery.
-    Delay,
-    /// Deduplication by id.
-    Deduplication,
-    /// First-in first-out per queue.
-    OrderPerQueue,
-    /// Order per ordering key (per-queue order implies it).
-    OrderPerKey,
-    /// A dead-letter queue.
-    DeadLetter,
-    /// A broker another process can reach (a consumer can die without the broker).
-    SharedAcrossProcesses,
-    /// Messages survive a broker restart.
-    Durable,
-    /// A result store.
-    ResultStore,
+pub struct Gate {
+    /// Guarantees the backend must keep.
+    pub requirements: &'static [Requirement],
+    /// What the harness must be able to do.
+    pub features: &'static [HarnessFeature],
 }
 
 impl Gate {
-    /// Why the case does not apply to a backend with `caps`, or `None` when it does.
+    /// Applies to every backend.
+    pub const ALWAYS: Self = Self {
+        requirements: &[],
+        features: &[],
+    };
+
+    /// Applies to backends that keep every one of `requirements`.
     #[must_use]
-    pub fn unmet(self, caps: &Capabilities, harness: &dyn Harness) -> Option<String> {
-        let backend = caps.backend;
-        let applies = match self {
-            Self::Always | Self::ResultStore => true,
-            Self::Lease => matches!(caps.redelivery, Redelivery::Lease { .. }),
-            Self::OnDisconnect => caps.redelivery == Redelivery::OnDisconnect,
-            Self::LeaseExtension => caps.max_lease().is_some(),
-            Self::StaleTokenAfterRedelivery => {
-                matches!(caps.redelivery, Redelivery::Lease { .. })
-                    && caps.stale_tokens >= StaleTokens::RejectedOnceRedelivered
-            }
-            Self::StaleTokenAfterLease => {
-                matches!(caps.redelivery, Redelivery::Lease { .. })
-                    && caps.stale_tokens == StaleTokens::Rejected
-            }
-            Self::Delay => caps.delay != Delay::Unsupported,
-            Self::Deduplication => caps.deduplication != Deduplication::None,
-            Self::OrderPerQueue => caps.ordering == Ordering::PerQueue,
-            Self::OrderPerKey => caps.ordering >= Ordering::PerKey,
-            Self::DeadLetter => caps.dead_letter != DeadLetter::Unsupported,
-            Self::SharedAcrossProcesses => harness.shared_across_processes(),
-            Self::Durable => caps.persistence == Persistence::Durable,
-        };
-        (!applies).then(|| format!("{backend} does not declare {}", self.describe()))
+    pub const fn requires(requirements: &'static [Requirement]) -> Self {
+        Self {
+            requirements,
+            features: &[],
+        }
     }
 
-    fn describe(self) -> &'static str {
-        match self {
-            Self::Always => "anything",
-            Self::Lease => "lease-based redelivery",
-            Self::OnDisconnect => "redelivery on disconnect",
-            Self::LeaseExtension => "lease extension",
-            Self::StaleTokenAfterRedelivery => "leases whose old tokens fail once redelivered",
-            Self::StaleTokenAfterLease => "leases whose tokens fail once they end",
-            Self::Delay => "delayed delivery",
-            Self::Deduplication => "deduplication",
-            Self::OrderPerQueue => "ordering per queue",
-            Self::OrderPerKey => "ordering per key",
-            Self::DeadLetter => "dead-lettering",
-            Self::SharedAcrossProcesses => "a broker shared across processes",
-            Self::Durable => "durable messages",
-            Self::ResultStore => "a result store",
+    /// Applies to backends whose harness has every one of `features`.
+    #[must_use]
+    pub const fn needs(features: &'static [HarnessFeature]) -> Self {
+        Self {
+            requirements: &[],
+            features,
+        }
+    }
+
+    /// Whether the case applies to a backend with `caps` and a harness with `features`.
+    ///
+    /// # Errors
+    /// [`Skip::NotDeclared`] naming every unmet requirement, else [`Skip::HarnessCannot`]
+    /// naming the first missing feature.
+    pub fn check(&self, caps: &Capabilities, features: &[HarnessFeature]) -> Result<(), Skip> {
+        let missing: Vec<Requirement> = self
+            .requirements
+            .iter()
+            .copied()
+            .filter(|requirement| !caps.satisfies(*requirement))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Skip::NotDeclared {
+                backend: caps.backend,
+                missing,
+            });
+        }
+        match self.features.iter().find(|f| !features.contains(f)) {
+            Some(feature) => Err(Skip::HarnessCannot(*feature)),
+            None => Ok(()),
         }
     }
 }
+
+/// The delay the delay cases publish and nack with.
+const DELAY: Duration = Duration::from_secs(2);
 
 macro_rules! case {
     ($module:ident :: $name:ident, $gate:expr) => {
@@ -133,94 +107,115 @@ macro_rules! case {
 
 /// Every case, in the order the README lists them.
 pub static CASES: &[Case] = &[
-    case!(delivery::payload_and_headers_round_trip, Gate::Always),
+    case!(delivery::payload_and_headers_round_trip, Gate::ALWAYS),
     case!(
         delivery::oversized_payload_is_rejected_before_anything_is_sent,
-        Gate::Always
+        Gate::ALWAYS
     ),
     case!(
         delivery::concurrent_publishers_and_consumers_lose_and_invent_nothing,
-        Gate::Always
+        Gate::ALWAYS
     ),
-    case!(redelivery::nack_requeues_the_delivery, Gate::Always),
+    case!(redelivery::nack_requeues_the_delivery, Gate::ALWAYS),
     case!(
         redelivery::nack_with_delay_is_not_redelivered_before_the_delay,
-        Gate::Delay
+        Gate::requires(&[Requirement::Delay(DELAY)])
     ),
     case!(
         redelivery::unacked_delivery_returns_after_its_lease,
-        Gate::Lease
+        Gate::requires(&[Requirement::LeaseRedelivery])
     ),
     case!(
         redelivery::unacked_delivery_returns_when_its_consumer_disconnects,
-        Gate::OnDisconnect
+        Gate::requires(&[Requirement::RedeliveryOnDisconnect])
     ),
     case!(
         redelivery::extended_lease_keeps_the_delivery_hidden,
-        Gate::LeaseExtension
+        Gate::requires(&[Requirement::LeaseExtension])
     ),
     case!(
         redelivery::old_token_of_a_redelivered_message_settles_nothing,
-        Gate::StaleTokenAfterRedelivery
+        Gate::requires(&[
+            Requirement::LeaseRedelivery,
+            Requirement::StaleTokens(StaleTokens::RejectedOnceRedelivered),
+        ])
     ),
     case!(
         redelivery::ack_after_the_lease_ended_is_lease_lost,
-        Gate::StaleTokenAfterLease
+        Gate::requires(&[
+            Requirement::LeaseRedelivery,
+            Requirement::StaleTokens(StaleTokens::Rejected),
+        ])
     ),
     case!(
         order::order_is_kept_per_queue_under_concurrent_consumers,
-        Gate::OrderPerQueue
+        Gate::requires(&[Requirement::OrderingPerQueue])
     ),
     case!(
         order::order_is_kept_per_key_under_concurrent_consumers,
-        Gate::OrderPerKey
+        Gate::requires(&[Requirement::OrderingPerKey])
     ),
     case!(
         order::duplicate_within_the_window_is_delivered_once,
-        Gate::Deduplication
+        Gate::requires(&[Requirement::Deduplication])
     ),
-    case!(order::delayed_message_is_never_delivered_early, Gate::Delay),
-    case!(redelivery::dead_letter_after_max_receives, Gate::DeadLetter),
+    case!(
+        order::delayed_message_is_never_delivered_early,
+        Gate::requires(&[Requirement::Delay(DELAY)])
+    ),
+    case!(
+        redelivery::dead_letter_after_max_receives,
+        Gate::requires(&[Requirement::DeadLetter])
+    ),
     case!(
         redelivery::nack_to_dead_letter_keeps_the_reason,
-        Gate::DeadLetter
+        Gate::requires(&[Requirement::DeadLetter])
     ),
     case!(
         limits::publish_batch_over_the_limit_is_split_and_every_message_arrives,
-        Gate::Always
+        Gate::ALWAYS
     ),
     case!(
         limits::receive_asking_for_more_than_the_limit_gets_at_most_the_limit,
-        Gate::Always
+        Gate::ALWAYS
     ),
     case!(
         limits::publish_delay_over_the_maximum_is_refused_before_anything_is_sent,
-        Gate::Delay
+        Gate::requires(&[Requirement::Delay(DELAY)])
     ),
     case!(
         limits::nack_delay_over_the_maximum_is_refused_and_the_delivery_kept,
-        Gate::Delay
+        Gate::requires(&[Requirement::Delay(DELAY)])
     ),
     case!(
         limits::lease_extension_over_the_maximum_is_refused_and_the_lease_kept,
-        Gate::LeaseExtension
+        Gate::requires(&[Requirement::LeaseExtension])
     ),
     case!(
         limits::dead_letter_queue_has_none_of_its_own,
-        Gate::DeadLetter
+        Gate::requires(&[Requirement::DeadLetter])
     ),
-    case!(delivery::missing_queue_is_a_typed_error, Gate::Always),
-    case!(delivery::closed_broker_gives_closed_errors, Gate::Always),
+    case!(delivery::missing_queue_is_a_typed_error, Gate::ALWAYS),
+    case!(delivery::closed_broker_gives_closed_errors, Gate::ALWAYS),
     case!(
         durability::killed_consumer_loses_nothing,
-        Gate::SharedAcrossProcesses
+        Gate::needs(&[HarnessFeature::SharedAcrossProcesses])
     ),
-    case!(durability::restart_loses_nothing, Gate::Durable),
+    case!(
+        durability::restart_loses_nothing,
+        Gate {
+            requirements: &[Requirement::Durable],
+            features: &[HarnessFeature::Restart],
+        }
+    ),
     case!(
         results::result_store_records_state_transitions,
-        Gate::ResultStore
+        Gate::needs(&[HarnessFeature::ResultStore])
     ),
-    case!(results::result_records_expire, Gate::ResultStore),
+    case!(
+        results::result_records_expire,
+        Gate::needs(&[HarnessFeature::ResultStore])
+    ),
 ];
 
 /// What a case works with: the harness, a connected broker, and the queues it made.
@@ -287,6 +282,11 @@ impl Ctx {
             .expect("a second connection opens")
     }
 
+    /// The backend's result store, records expiring after `expires`.
+    async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Skip> {
+        Ok(self.harness.result_store(expires).await?)
+    }
+
     pub(crate) async fn cleanup(&self) {
         let queues = std::mem::take(&mut *self.queues.lock().expect("queue list"));
         for queue in queues {
@@ -327,4 +327,54 @@ fn tally(payloads: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
         *counts.entry(p).or_insert(0) += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use broker_core::{LeaseExtension, Redelivery};
+
+    use super::*;
+
+    const STALE_AFTER_LEASE: Gate = Gate {
+        requirements: &[
+            Requirement::LeaseRedelivery,
+            Requirement::StaleTokens(StaleTokens::Rejected),
+        ],
+        features: &[HarnessFeature::Restart],
+    };
+
+    fn leased() -> Capabilities {
+        Capabilities {
+            redelivery: Redelivery::Lease {
+                default_lease: Duration::from_secs(30),
+                extension: LeaseExtension::Unsupported,
+            },
+            stale_tokens: StaleTokens::Rejected,
+            ..Capabilities::minimal("memory")
+        }
+    }
+
+    #[test]
+    fn gate_applies_when_backend_and_harness_declare_everything() {
+        assert_eq!(
+            Gate::ALWAYS.check(&Capabilities::minimal("sqs"), &[]),
+            Ok(())
+        );
+        let everything = [HarnessFeature::Restart, HarnessFeature::ResultStore];
+        assert_eq!(STALE_AFTER_LEASE.check(&leased(), &everything), Ok(()));
+    }
+
+    #[test]
+    fn gate_names_every_undeclared_requirement_before_any_missing_feature() {
+        let skip = STALE_AFTER_LEASE.check(&Capabilities::minimal("amqp"), &[]);
+        assert_eq!(
+            skip,
+            Err(Skip::NotDeclared {
+                backend: "amqp",
+                missing: STALE_AFTER_LEASE.requirements.to_vec(),
+            })
+        );
+        let skip = STALE_AFTER_LEASE.check(&leased(), &[HarnessFeature::ResultStore]);
+        assert_eq!(skip, Err(Skip::HarnessCannot(HarnessFeature::Restart)));
+    }
 }

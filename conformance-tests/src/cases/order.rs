@@ -143,7 +143,7 @@ pub(super) async fn duplicate_within_the_window_is_delivered_once(ctx: Ctx) -> R
 
 pub(super) async fn delayed_message_is_never_delivered_early(ctx: Ctx) -> Result<(), Skip> {
     let queue = ctx.queue().await;
-    let delay = Duration::from_secs(2);
+    let delay = super::DELAY;
     let published_at = Instant::now();
     queue
         .publish(Message::new("delayed").delay(delay))

@@ -7,22 +7,8 @@ use serde_json::json;
 
 use super::{Ctx, Skip};
 
-async fn store(
-    ctx: &Ctx,
-    expires: Duration,
-) -> Result<std::sync::Arc<dyn broker_core::ResultStore>, Skip> {
-    match ctx.harness.result_store(expires).await {
-        None => Err(Skip(
-            format!("{} has no result store", ctx.caps().backend),
-            false,
-        )),
-        Some(Err(unavailable)) => Err(Skip(unavailable.0, true)),
-        Some(Ok(store)) => Ok(store),
-    }
-}
-
 pub(super) async fn result_store_records_state_transitions(ctx: Ctx) -> Result<(), Skip> {
-    let store = store(&ctx, Duration::from_secs(3600)).await?;
+    let store = ctx.result_store(Duration::from_secs(3600)).await?;
     let id = uuid::Uuid::new_v4().to_string();
     assert_eq!(
         store.state(&id).await.expect("state").status,
@@ -78,7 +64,7 @@ pub(super) async fn result_store_records_state_transitions(ctx: Ctx) -> Result<(
 }
 
 pub(super) async fn result_records_expire(ctx: Ctx) -> Result<(), Skip> {
-    let store = store(&ctx, Duration::from_secs(1)).await?;
+    let store = ctx.result_store(Duration::from_secs(1)).await?;
     let id = uuid::Uuid::new_v4().to_string();
     store
         .store(&TaskResult::success(&id, json!(42)))

@@ -6,11 +6,12 @@
 //!
 //! PostgreSQL is found through `TASKOVERFLOW_TEST_DATABASE_URL`, else `DATABASE_URL` (when it
 //! names PostgreSQL), else `postgres://postgres@127.0.0.1:5432/postgres`. When it cannot be
-//! reached the case prints `SKIPPED: <reason>` and passes, unless `BROKER_TEST_REQUIRE` is
+//! reached the case prints `SKIPPED <test>: <reason>` and passes, unless `BROKER_TEST_REQUIRE` is
 //! `all` (or lists `postgres`), which makes it fail.
 
 use std::{future::Future, time::Duration};
 
+use conformance_tests::{Unavailable, skip};
 use reqwest::{Client, Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
@@ -75,8 +76,8 @@ impl TestDatabase {
         let mut admin = match connect(&admin_url).await {
             Ok(connection) => connection,
             Err(reason) => {
-                skip_or_fail(&format!("PostgreSQL is not reachable: {reason}"));
-                return None;
+                let reason = format!("PostgreSQL is not reachable: {reason}");
+                return skip::or_skip(Err(Unavailable::new("postgres", reason)));
             }
         };
         let name = format!("taskoverflow_test_{:016x}", fastrand::u64(..));
@@ -135,16 +136,6 @@ async fn connect(url: &str) -> Result<PgConnection, String> {
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
     }
-}
-
-fn skip_or_fail(reason: &str) {
-    let setting = std::env::var("BROKER_TEST_REQUIRE").unwrap_or_default();
-    let required = setting
-        .split(',')
-        .map(str::trim)
-        .any(|item| item == "all" || item == "postgres");
-    assert!(!required, "BROKER_TEST_REQUIRE={setting} but {reason}");
-    println!("SKIPPED: {reason}");
 }
 
 /// The application served on a free loopback port.

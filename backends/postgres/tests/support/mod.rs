@@ -13,38 +13,27 @@ use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
 use conformance_tests::Unavailable;
 use sqlx::{Connection, PgConnection};
 
-/// The variable naming the shared test server.
-pub(crate) const URL_ENV: &str = "BROKER_TEST_POSTGRES_URL";
+/// The service these tests need, as `BROKER_TEST_REQUIRE` names it.
+pub(crate) const SERVICE: &str = "postgres";
 /// Test schemas start with this, followed by their creation time in seconds.
 const SCHEMA_PREFIX: &str = "bpg_test_";
 /// Test schemas older than this are left over from killed runs and dropped.
 const STALE_AFTER: Duration = Duration::from_secs(6 * 3600);
 
-/// The shared server's URL, or why there is none.
+/// The shared server's URL (`BROKER_TEST_POSTGRES_URL`), or why there is none.
 ///
 /// # Errors
-/// [`Unavailable`] when [`URL_ENV`] is not set.
+/// [`Unavailable`] when it is not set.
 pub(crate) fn url() -> Result<String, Unavailable> {
-    conformance_tests::endpoint::broker_url(URL_ENV)
+    conformance_tests::endpoint::broker_url(SERVICE)
 }
 
-/// The shared server's URL, or `None` after printing why the calling test is skipped.
+/// The shared server's URL, or `None` after printing why `test` is skipped.
 ///
 /// # Panics
-/// When no server is configured and `BROKER_TEST_REQUIRE=all` (CI) is set.
+/// When no server is configured and `BROKER_TEST_REQUIRE` requires PostgreSQL (CI).
 pub(crate) fn url_or_skip(test: &str) -> Option<String> {
-    match url() {
-        Ok(url) => Some(url),
-        Err(Unavailable(reason)) => {
-            let required = std::env::var("BROKER_TEST_REQUIRE").is_ok_and(|v| v == "all");
-            assert!(
-                !required,
-                "{test}: no PostgreSQL and BROKER_TEST_REQUIRE=all: {reason}"
-            );
-            println!("SKIPPED {test}: {reason}");
-            None
-        }
-    }
+    url().inspect_err(|unavailable| unavailable.skip(test)).ok()
 }
 
 /// The settings tests use on `url` in `schema`: small pool, test-friendly timings.
@@ -85,7 +74,7 @@ pub(crate) fn unavailable(err: &broker_core::Error) -> Unavailable {
         err.is_retryable(),
         "the server answered but opening failed: {err}"
     );
-    Unavailable(format!("PostgreSQL is unreachable: {err}"))
+    Unavailable::new(SERVICE, format!("PostgreSQL is unreachable: {err}"))
 }
 
 /// A fresh schema name on the shared server, dropped (with everything in it) when this value

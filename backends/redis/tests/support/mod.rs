@@ -13,26 +13,26 @@ use std::{
 };
 
 use broker_redis::RedisConfig;
+use conformance_tests::{Unavailable, endpoint::broker_url};
 
-/// The variable naming the shared Redis.
-pub const URL_VAR: &str = "BROKER_TEST_REDIS_URL";
+/// The service these tests need, as `BROKER_TEST_REQUIRE` names it.
+pub const SERVICE: &str = "redis";
 
-/// The shared Redis's URL; `None` (with the reason printed) when it is not configured.
+/// The shared Redis's URL (`BROKER_TEST_REDIS_URL`), or why there is none.
+///
+/// # Errors
+/// [`Unavailable`] when it is not configured.
+pub fn shared() -> Result<String, Unavailable> {
+    broker_url(SERVICE)
+}
+
+/// The shared Redis's URL; `None` (with the calling test's skip printed) when it is not
+/// configured.
 ///
 /// # Panics
-/// When it is not configured and `BROKER_TEST_REQUIRE=all` is set (CI).
+/// When it is not configured and `BROKER_TEST_REQUIRE` requires Redis (CI).
 pub fn shared_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BROKER_TEST_REQUIRE").as_deref() != Ok("all"),
-                "{URL_VAR} is not set and BROKER_TEST_REQUIRE=all"
-            );
-            println!("SKIPPED: {URL_VAR} is not set");
-            None
-        }
-    }
+    conformance_tests::skip::or_skip(shared())
 }
 
 /// A random key prefix, so that concurrent tests never share keys.
