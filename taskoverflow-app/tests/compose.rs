@@ -345,6 +345,17 @@ fn check_combination(place: &str, broker: &str, result_backend: Option<&str>) {
         ..QueueSettings::default()
     };
     let backends = compiled_in();
+    if backends.factory(UrlKind::Broker, broker).is_err() {
+        // A broker of a backend taskoverflow does not build yet keeps no results (SQS,
+        // RabbitMQ, Kafka): the file must pair it with a result store taskoverflow accepts.
+        let results = result_backend.unwrap_or_else(|| {
+            panic!("{place}: {BROKER}=`{broker}` keeps no task results; the file sets no {RESULTS}")
+        });
+        if let Err(error) = backends.factory(UrlKind::ResultBackend, results) {
+            panic!("{place}: {RESULTS}=`{results}` is refused by taskoverflow: {error}");
+        }
+        return;
+    }
     if let Err(error) = settings.result_backend_url(&backends) {
         let results = result_backend.map_or_else(
             || format!("without {RESULTS}"),

@@ -22,9 +22,9 @@ use crate::{
     BACKEND,
     config::PostgresConfig,
     error::{closed, error, from_sqlx},
-    listener::Wakeups,
     migrate::migrate,
     sql::{Statements, channel},
+    wakeups::Wakeups,
 };
 
 /// The longest lease one extension may set.

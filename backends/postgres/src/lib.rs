@@ -41,12 +41,12 @@ mod broker;
 mod config;
 mod error;
 mod factory;
-mod listener;
 mod migrate;
 mod results;
 #[doc(hidden)]
 pub mod sql;
 mod url;
+mod wakeups;
 
 pub use broker::PostgresBroker;
 pub use config::PostgresConfig;

@@ -23,7 +23,7 @@ use crate::{
     error::{self, from_redis, has_code},
     layout::Keys,
     scripts::SCRIPTS,
-    wake::{self, Wakers},
+    wakeups::{self, Wakeups},
 };
 
 /// Messages per publish or receive call.
@@ -64,7 +64,7 @@ pub struct RedisBroker {
     config: RedisConfig,
     capabilities: Capabilities,
     client: redis::Client,
-    wakers: Arc<Wakers>,
+    wakeups: Arc<Wakeups>,
     listener: Mutex<Option<JoinHandle<()>>>,
     exhausted_reason: String,
 }
@@ -94,7 +94,7 @@ impl RedisBroker {
         let mut conn = connect::manager(client.clone(), &config).await?;
         let persistence = server_persistence(&mut conn).await;
         let keys = Keys::new(config.key_prefix.clone());
-        let wakers = Arc::new(Wakers::default());
+        let wakeups = Arc::new(Wakeups::default());
         let exhausted_reason = serde_json::Value::from(format!(
             "received {} times without an ack",
             config.max_receives
@@ -107,7 +107,7 @@ impl RedisBroker {
             keys,
             config,
             client,
-            wakers,
+            wakeups,
             listener: Mutex::new(None),
             exhausted_reason,
         })
@@ -143,10 +143,10 @@ impl RedisBroker {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if listener.is_none() && !self.closed.load(AtomicOrdering::Acquire) {
-            *listener = Some(wake::listen(
+            *listener = Some(wakeups::listen(
                 self.client.clone(),
                 self.keys.wake_channel(),
-                self.wakers.clone(),
+                self.wakeups.clone(),
             ));
         }
     }
@@ -479,7 +479,7 @@ impl Broker for RedisBroker {
         wait: Duration,
     ) -> Result<Vec<Received>> {
         self.listen_for_wake_ups();
-        let wake_up = self.wakers.get(queue);
+        let wake_up = self.wakeups.get(queue);
         wait_for_work(&wake_up, wait, || self.look(queue, capacity)).await
     }
 
@@ -546,7 +546,7 @@ impl Broker for RedisBroker {
         self.closed.store(true, AtomicOrdering::Release);
         self.stop_listening();
         // Waiting receives look again and fail with `Closed`.
-        self.wakers.wake_all();
+        self.wakeups.wake_all();
         // Dropping the last handle closes the connection once in-flight calls finish.
         self.conn
             .write()

@@ -23,7 +23,7 @@ pub mod layout;
 mod results;
 pub mod scripts;
 mod url;
-mod wake;
+mod wakeups;
 
 pub use broker::{MAX_BATCH, MAX_DELAY, MAX_LEASE, MAX_PAYLOAD, RedisBroker};
 pub use config::RedisConfig;

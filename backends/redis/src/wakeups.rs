@@ -13,11 +13,11 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 /// One [`Notify`] per queue this process waits on.
 #[derive(Debug, Default)]
-pub(crate) struct Wakers {
+pub(crate) struct Wakeups {
     queues: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
-impl Wakers {
+impl Wakeups {
     pub(crate) fn get(&self, queue: &str) -> Arc<Notify> {
         let mut queues = self
             .queues
@@ -50,17 +50,17 @@ impl Wakers {
 /// Listens on `channel` until aborted, reconnecting with backoff (50 ms doubling up to 2 s)
 /// when the connection drops; after each (re)subscription every waiter is woken, since
 /// announcements made while it was away were missed.
-pub(crate) fn listen(client: Client, channel: String, wakers: Arc<Wakers>) -> JoinHandle<()> {
+pub(crate) fn listen(client: Client, channel: String, wakeups: Arc<Wakeups>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
             if let Ok(mut pubsub) = client.get_async_pubsub().await {
                 if pubsub.subscribe(&channel).await.is_ok() {
                     backoff = Duration::from_millis(50);
-                    wakers.wake_all();
+                    wakeups.wake_all();
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        wakers.wake(message.get_payload_bytes());
+                        wakeups.wake(message.get_payload_bytes());
                     }
                     tracing::debug!("redis wake-up subscription dropped; reconnecting");
                 }
