@@ -8,6 +8,7 @@
 //! an API and a worker in one process can talk through `memory://`.
 
 mod broker;
+mod expiry;
 mod factory;
 mod queue;
 mod results;
