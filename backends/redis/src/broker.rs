@@ -78,6 +78,7 @@ impl Drop for RedisBroker {
 struct Batch {
     server_now_ms: i64,
     next_event_ms: i64,
+    /// Each delivery's tag and unacked entry (see [`envelope::in_entry`]).
     items: Vec<(String, Vec<u8>)>,
 }
 
@@ -467,11 +468,14 @@ impl Broker for RedisBroker {
             let batch = self.take(queue, capacity.now().min(MAX_BATCH)).await?;
             if !batch.items.is_empty() {
                 let mut out = Vec::with_capacity(batch.items.len());
-                for (tag, raw) in batch.items {
-                    match envelope::decode(&tag, &raw) {
+                for (tag, entry) in batch.items {
+                    let decoded = envelope::in_entry(&entry, queue)
+                        .ok_or_else(|| "unacked entry is not kombu's array".to_owned())
+                        .and_then(|raw| envelope::decode(&tag, raw));
+                    match decoded {
                         Ok(received) => out.push(received),
                         Err(why) => {
-                            let receives = raw_receives(&raw);
+                            let receives = raw_receives(&entry);
                             self.bury_undecodable(&tag, receives, &why).await;
                         }
                     }
@@ -585,7 +589,8 @@ impl Broker for RedisBroker {
     }
 }
 
-/// The receive count the script wrote at the head of an envelope (0 when absent).
+/// The receive count the script wrote at the head of an envelope, or of the unacked entry that
+/// holds it (0 when absent).
 fn raw_receives(raw: &[u8]) -> u32 {
     let head = &raw[..raw.len().min(96)];
     let text = String::from_utf8_lossy(head);
