@@ -613,3 +613,25 @@ async fn expired_lease_written_by_python_kombu_returns_to_its_queue() {
     assert!(back.payload().starts_with(b"ABCABC"));
     back.ack().await.expect("ack");
 }
+
+#[tokio::test]
+async fn an_envelope_nobody_can_decode_goes_to_the_dead_letter_queue() {
+    let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
+        return;
+    };
+    let broker = fx.broker().await;
+    let queue = fx.queue(&broker).await;
+    let mut raw = fx.raw().await;
+    let _: () = raw
+        .lpush(fx.key(queue.name()), "not an envelope")
+        .await
+        .unwrap();
+
+    let got = queue.receive(10, Duration::from_millis(300)).await.unwrap();
+    assert!(got.is_empty(), "nothing decodable was handed out");
+    let dlq = broker.dead_letter_queue(queue.name()).unwrap();
+    let buried: Vec<String> = raw.lrange(fx.key(&dlq), 0, -1).await.unwrap();
+    assert_eq!(buried, ["not an envelope"]);
+    let leased: usize = raw.hlen(fx.key("unacked")).await.unwrap();
+    assert_eq!(leased, 0, "its lease was ended");
+}
