@@ -7,3 +7,4 @@
 pub mod acks;
 pub mod finished;
 pub mod groups;
+pub mod payload;

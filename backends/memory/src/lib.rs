@@ -9,6 +9,7 @@
 
 mod broker;
 mod config;
+mod expiry;
 mod factory;
 mod queue;
 mod results;

@@ -10,6 +10,8 @@ use broker_core::{Headers, Message, Properties, Received};
 use bytes::Bytes;
 use tokio::{sync::Notify, time::Instant};
 
+use crate::expiry::ExpiringMap;
+
 /// `now + duration`, or about thirty years from now when that cannot be represented: a moment
 /// that never comes for this process. Keeps a huge delay or lease from panicking.
 pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
@@ -67,24 +69,20 @@ pub(crate) struct QueueState {
     delayed_messages: HashMap<u64, Stored>,
     leased: HashMap<u64, Leased>,
     lease_ends: BTreeSet<(Instant, u64)>,
-    dedup: HashMap<String, Instant>,
+    /// Deduplication ids seen within their window.
+    dedup: ExpiringMap<()>,
     pub(crate) notify: Arc<Notify>,
 }
 
 impl QueueState {
-    /// Whether `id` was seen within `window`; records it if not.
+    /// Whether `id` was seen within the window that began when it was first seen; records it
+    /// for `window` if not. Costs the same however many ids are remembered.
     pub(crate) fn is_duplicate(&mut self, id: &str, window: Duration, now: Instant) -> bool {
-        if self.dedup.len() > 10_000 {
-            self.dedup
-                .retain(|_, first| now.duration_since(*first) < window);
+        if self.dedup.get(id, now).is_some() {
+            return true;
         }
-        match self.dedup.get(id) {
-            Some(first) if now.duration_since(*first) < window => true,
-            _ => {
-                self.dedup.insert(id.to_owned(), now);
-                false
-            }
-        }
+        self.dedup.insert(id, (), now + window, now);
+        false
     }
 
     pub(crate) fn push(&mut self, stored: Stored, delay: Option<Duration>, now: Instant) {
@@ -220,5 +218,41 @@ impl QueueState {
 
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_deduplication_check_costs_the_same_with_100_000_ids_in_the_window() {
+        let now = Instant::now();
+        let mut queue = QueueState::default();
+        for n in 0..100_000 {
+            assert!(!queue.is_duplicate(&format!("id-{n}"), WINDOW, now));
+        }
+        let before = queue.dedup.examined();
+        for n in 100_000..101_000 {
+            assert!(!queue.is_duplicate(&format!("id-{n}"), WINDOW, now));
+        }
+        let per_check = (queue.dedup.examined() - before) / 1_000;
+        assert!(per_check <= 2, "{per_check} ids examined per check");
+        assert!(
+            queue.is_duplicate("id-0", WINDOW, now),
+            "the oldest id is remembered"
+        );
+    }
+
+    #[test]
+    fn an_id_is_a_duplicate_only_within_its_window() {
+        let now = Instant::now();
+        let mut queue = QueueState::default();
+        assert!(!queue.is_duplicate("a", WINDOW, now));
+        assert!(queue.is_duplicate("a", WINDOW, now + WINDOW / 2));
+        assert!(!queue.is_duplicate("a", WINDOW, now + WINDOW));
+        assert!(queue.is_duplicate("a", WINDOW, now + WINDOW + WINDOW / 2));
     }
 }

@@ -148,8 +148,13 @@ async fn raw_receive(
     reply[2..]
         .chunks(2)
         .map(|pair| match pair {
-            [redis::Value::BulkString(tag), redis::Value::BulkString(env)] => {
-                (String::from_utf8(tag.clone()).unwrap(), env.clone())
+            [
+                redis::Value::BulkString(tag),
+                redis::Value::BulkString(entry),
+            ] => {
+                // kombu's unacked entry: `[envelope,"<queue>","<queue>"]`
+                let env = &entry[1..entry.len() - 2 * queue.len() - 7];
+                (String::from_utf8(tag.clone()).unwrap(), env.to_vec())
             }
             other => panic!("unexpected reply {other:?}"),
         })

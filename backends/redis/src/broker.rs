@@ -79,6 +79,7 @@ impl Drop for RedisBroker {
 struct Batch {
     server_now_ms: i64,
     next_event_ms: i64,
+    /// Each delivery's tag and unacked entry (see [`envelope::in_entry`]).
     items: Vec<(String, Vec<u8>)>,
 }
 
@@ -207,11 +208,14 @@ impl RedisBroker {
             });
         }
         let mut out = Vec::with_capacity(batch.items.len());
-        for (tag, raw) in batch.items {
-            match envelope::decode(&tag, &raw) {
+        for (tag, entry) in batch.items {
+            let decoded = envelope::in_entry(&entry, queue)
+                .ok_or_else(|| "unacked entry is not kombu's array".to_owned())
+                .and_then(|raw| envelope::decode(&tag, raw));
+            match decoded {
                 Ok(received) => out.push(received),
                 Err(why) => {
-                    let receives = raw_receives(&raw);
+                    let receives = raw_receives(&entry);
                     self.bury_undecodable(queue, &tag, receives, &why).await;
                 }
             }
@@ -556,7 +560,8 @@ impl Broker for RedisBroker {
     }
 }
 
-/// The receive count the script wrote at the head of an envelope (0 when absent).
+/// The receive count the script wrote at the head of an envelope, or of the unacked entry that
+/// holds it (0 when absent).
 fn raw_receives(raw: &[u8]) -> u32 {
     let head = &raw[..raw.len().min(96)];
     let text = String::from_utf8_lossy(head);

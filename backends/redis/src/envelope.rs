@@ -13,12 +13,24 @@
 
 use std::borrow::Cow;
 
+use base64::{
+    Engine as _,
+    alphabet::STANDARD,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
 use broker_core::{AckToken, Headers, Message, Properties, Received};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::base64;
+/// kombu's `body_encoding: base64`: standard alphabet, padded when written; read with or
+/// without padding, as Python's and other producers' encoders differ there.
+const BODY: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 #[derive(Serialize)]
 struct Head<'a> {
@@ -79,15 +91,15 @@ pub(crate) fn encode_tail(
         content_type: message.properties.content_type.as_deref(),
         content_encoding: message.properties.content_encoding.as_deref(),
     };
-    let mut out = Vec::with_capacity(256 + message.payload.len() / 3 * 4 + 4);
-    serde_json::to_writer(&mut out, &head)?;
+    let mut out = serde_json::to_string(&head)?;
+    out.reserve(base64::encoded_len(message.payload.len(), true).unwrap_or(0) + 16);
     // `{...}` -> `...,"body":"<base64>"}`
     out.remove(0);
     out.pop();
-    out.extend_from_slice(b",\"body\":\"");
-    base64::encode_into(&message.payload, &mut out);
-    out.extend_from_slice(b"\"}");
-    Ok(out)
+    out.push_str(",\"body\":\"");
+    BODY.encode_string(&message.payload, &mut out);
+    out.push_str("\"}");
+    Ok(out.into_bytes())
 }
 
 #[derive(Deserialize)]
@@ -130,6 +142,13 @@ pub(crate) fn parse_token(token: &AckToken) -> Option<(&str, u32)> {
     Some((tag, receives.parse().ok()?))
 }
 
+/// The envelope inside kombu's unacked entry `[envelope,"<queue>","<queue>"]`, in the form the
+/// receive script writes and returns it; `None` when `entry` is not one of `queue`.
+pub(crate) fn in_entry<'a>(entry: &'a [u8], queue: &str) -> Option<&'a [u8]> {
+    let closing = format!(",\"{queue}\",\"{queue}\"]");
+    entry.strip_prefix(b"[")?.strip_suffix(closing.as_bytes())
+}
+
 /// Decodes an envelope handed out under `tag`.
 ///
 /// # Errors
@@ -145,9 +164,9 @@ pub(crate) fn decode(tag: &str, raw: &[u8]) -> Result<Received, String> {
     };
     let body = envelope.body.unwrap_or_default();
     let payload = match envelope.properties.body_encoding.as_deref() {
-        Some("base64") => {
-            base64::decode(body.as_bytes()).ok_or("body is not valid base64".to_owned())?
-        }
+        Some("base64") => BODY
+            .decode(body.as_bytes())
+            .map_err(|e| format!("body is not valid base64: {e}"))?,
         _ => body.into_owned().into_bytes(),
     };
     Ok(Received {
@@ -226,6 +245,36 @@ mod tests {
         assert_eq!(received.headers["task"], "add");
         assert_eq!(received.properties.correlation_id.as_deref(), Some("abc"));
         assert_eq!(received.receive_count, 1);
+    }
+
+    #[test]
+    fn base64_body_decodes_with_or_without_padding() {
+        for body in ["Zm8=", "Zm8"] {
+            let env = format!(r#"{{"properties":{{"body_encoding":"base64"}},"body":"{body}"}}"#);
+            assert_eq!(decode("t", env.as_bytes()).unwrap().payload.as_ref(), b"fo");
+        }
+    }
+
+    #[test]
+    fn every_byte_value_round_trips_at_every_length() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        for len in 0..data.len() {
+            let env = full(
+                &encode_tail(&Message::new(data[..len].to_vec()), "t", "q").unwrap(),
+                1,
+                0,
+            );
+            assert_eq!(decode("t", &env).unwrap().payload.as_ref(), &data[..len]);
+        }
+    }
+
+    #[test]
+    fn envelope_is_found_in_its_unacked_entry() {
+        let env = br#"{"x-seq":1,"x-receives":1,"body":""}"#;
+        let entry = [&b"["[..], env, br#","q","q"]"#].concat();
+        assert_eq!(in_entry(&entry, "q"), Some(&env[..]));
+        assert_eq!(in_entry(&entry, "other"), None);
+        assert_eq!(in_entry(env, "q"), None);
     }
 
     #[test]

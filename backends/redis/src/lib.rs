@@ -12,7 +12,6 @@
 //! The crate's README describes every key, the capabilities declared and why, and what happens
 //! on a crash, a restart, a duplicate and a dropped connection.
 
-mod base64;
 mod broker;
 mod config;
 mod connect;

@@ -574,3 +574,64 @@ async fn errors_never_show_the_password() {
     assert!(err.is_retryable());
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
+
+#[tokio::test]
+async fn expired_lease_written_by_python_kombu_returns_to_its_queue() {
+    let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
+        return;
+    };
+    let broker = fx.broker().await;
+    let queue = fx.queue(&broker).await;
+    // kombu's unacked entry as Python's json.dumps writes it (spaces after the commas), its
+    // envelope large enough that exchange and routing key sit far from the front.
+    let body = "QUJD".repeat(256 * 1024);
+    let envelope = serde_json::json!({
+        "body": body,
+        "headers": {"task": "add", "id": "py-1"},
+        "properties": {"body_encoding": "base64", "delivery_tag": "py-1"}
+    });
+    let entry = format!("[{envelope}, \"\", \"{}\"]", queue.name());
+    let mut raw = fx.raw().await;
+    let _: () = raw.hset(fx.key("unacked"), "py-1", entry).await.unwrap();
+    let leased_long_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 3600.0;
+    let _: () = raw
+        .zadd(fx.key("unacked_index"), "py-1", leased_long_ago)
+        .await
+        .unwrap();
+
+    let back = queue
+        .receive_one(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("restored to its queue");
+    assert_eq!(back.id(), "py-1");
+    assert_eq!(back.payload().len(), 3 * 256 * 1024);
+    assert!(back.payload().starts_with(b"ABCABC"));
+    back.ack().await.expect("ack");
+}
+
+#[tokio::test]
+async fn an_envelope_nobody_can_decode_goes_to_the_dead_letter_queue() {
+    let Some(fx) = Fixture::new(Duration::from_secs(30), 5) else {
+        return;
+    };
+    let broker = fx.broker().await;
+    let queue = fx.queue(&broker).await;
+    let mut raw = fx.raw().await;
+    let _: () = raw
+        .lpush(fx.key(queue.name()), "not an envelope")
+        .await
+        .unwrap();
+
+    let got = queue.receive(10, Duration::from_millis(300)).await.unwrap();
+    assert!(got.is_empty(), "nothing decodable was handed out");
+    let dlq = broker.dead_letter_queue(queue.name()).unwrap();
+    let buried: Vec<String> = raw.lrange(fx.key(&dlq), 0, -1).await.unwrap();
+    assert_eq!(buried, ["not an envelope"]);
+    let leased: usize = raw.hlen(fx.key("unacked")).await.unwrap();
+    assert_eq!(leased, 0, "its lease was ended");
+}

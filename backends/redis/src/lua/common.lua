@@ -42,13 +42,40 @@ local function tag_of(env)
   return redis.sha1hex(string.sub(env, pos or 1))
 end
 
--- kombu's unacked entry: the JSON array [envelope, exchange, routing_key].
-local function entry_of(env, queue)
-  return '[' .. env .. ',"' .. queue .. '","' .. queue .. '"]'
+-- The `,"queue","queue"]` that closes kombu's unacked entry of an envelope of `queue`.
+local function entry_suffix(queue)
+  return ',"' .. queue .. '","' .. queue .. '"]'
 end
 
--- The envelope and the queue (routing key) of an unacked entry.
+-- kombu's unacked entry of `env` (the JSON array [envelope, exchange, routing_key]) with the
+-- envelope's counters set to seq and receives. An envelope may be tens of megabytes and every
+-- Lua string made of it is a full copy, so the entry is made in one concatenation.
+local function leased_entry(env, seq, receives, queue)
+  local _, _, pos = parse_meta(env)
+  if not pos then
+    return '[' .. env .. entry_suffix(queue)
+  end
+  local rest = string.sub(env, pos)
+  local sep = ','
+  if string.match(rest, '^%s*}') then
+    sep = ''
+  end
+  return '[{"x-seq":' .. string.format('%d', seq) .. ',"x-receives":'
+    .. string.format('%d', receives) .. sep .. rest .. entry_suffix(queue)
+end
+
+-- The envelope and the queue (routing key) of an unacked entry. The exchange and routing key
+-- are looked for in the entry's last 2 KiB first: a pattern that has to reach them from the
+-- front steps through the whole envelope one character at a time.
 local function parse_entry(entry)
+  local closing = '(),%s*"([^"]*)"%s*,%s*"([^"]*)"%s*%]%s*$'
+  local open = string.match(entry, '^%s*%[%s*()')
+  if open then
+    local close, _, rk = string.match(entry, closing, math.max(open, #entry - 2048))
+    if close then
+      return string.sub(entry, open, close - 1), rk
+    end
+  end
   local env, _, rk = string.match(entry,
     '^%s*%[%s*(.*),%s*"([^"]*)"%s*,%s*"([^"]*)"%s*%]%s*$')
   return env, rk

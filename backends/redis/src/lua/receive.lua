@@ -5,7 +5,9 @@
 --       5 delayed zset of the queue, 6 publish sequence counter
 -- ARGV: 1 key prefix, 2 queue, 3 max, 4 visibility timeout (ms), 5 max receives,
 --       6 reason for exhausted messages (JSON string), 7 dead-letter queue suffix
--- Returns {server time (ms), next event (ms, -1 for none), tag, envelope, tag, envelope...};
+-- Returns {server time (ms), next event (ms, -1 for none), tag, entry, tag, entry...}, each
+-- entry kombu's `[envelope,"<queue>","<queue>"]` as stored in the unacked hash (the caller
+-- strips the brackets and names: returning the envelope alone would cost one more copy of it);
 -- the next event, computed only when nothing was taken, is when
 -- a delayed message of this queue falls due or the first lease ends, whichever is sooner.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -42,12 +44,12 @@ if taken then
   local score = now / 1000
   for _, env in ipairs(taken) do
     local seq, receives = parse_meta(env)
-    env = with_meta(env, seq or 0, receives + 1)
     local tag = tag_of(env)
-    redis.call('HSET', KEYS[3], tag, entry_of(env, queue))
+    local entry = leased_entry(env, seq or 0, receives + 1, queue)
+    redis.call('HSET', KEYS[3], tag, entry)
     redis.call('ZADD', KEYS[4], score, tag)
     out[#out + 1] = tag
-    out[#out + 1] = env
+    out[#out + 1] = entry
   end
 end
 
