@@ -60,7 +60,7 @@ impl MemoryResultStore {
 #[async_trait]
 impl ResultStore for MemoryResultStore {
     fn backend(&self) -> &'static str {
-        "memory"
+        crate::BACKEND
     }
 
     async fn store(&self, result: &TaskResult) -> Result<()> {

@@ -2,7 +2,7 @@
 //! publish, receive, ack; five runs unless a count is given.
 //!
 //! ```text
-//! BROKER_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo run -p broker-redis --example largest_payload
+//! BROKER_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo run -p broker-redis --example largest_payload_redis
 //! ```
 //! Writes only under a fresh key prefix, and deletes its queue at the end.
 

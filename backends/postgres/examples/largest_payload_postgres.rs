@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! BROKER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo run -p broker-postgres --example largest_payload
+//!     cargo run -p broker-postgres --example largest_payload_postgres
 //! ```
 //! Works in a fresh schema, dropped at the end.
 
