@@ -1,6 +1,8 @@
 //! The Redis broker.
 
 use std::{
+    collections::HashSet,
+    future::Future,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering as AtomicOrdering},
@@ -67,6 +69,8 @@ pub struct RedisBroker {
     wakeups: Arc<Wakeups>,
     listener: Mutex<Option<JoinHandle<()>>>,
     exhausted_reason: String,
+    /// The queues this handle declared: declared again when their binding vanishes.
+    declared: Mutex<HashSet<String>>,
 }
 
 impl Drop for RedisBroker {
@@ -111,6 +115,7 @@ impl RedisBroker {
             wakeups,
             listener: Mutex::new(None),
             exhausted_reason,
+            declared: Mutex::default(),
         })
     }
 
@@ -168,6 +173,69 @@ impl RedisBroker {
     }
 
     async fn take(&self, queue: &str, max: usize) -> Result<Batch> {
+        self.redeclaring(queue, || self.take_once(queue, max)).await
+    }
+
+    /// Runs `call` on `queue`. When the queue's binding is gone although this handle declared
+    /// the queue (a Redis restarted without its data: kombu's layout needs no declaration, and
+    /// neither do clients that declared before the restart), declares it again and runs
+    /// `call` once more. A queue this handle never declared stays `QueueNotFound`.
+    async fn redeclaring<T, F, Fut>(&self, queue: &str, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        match call().await {
+            Err(err) if err.kind() == ErrorKind::QueueNotFound && self.declared(queue) => {
+                tracing::warn!(
+                    queue,
+                    "redis: the queue's declaration is gone (a restart without data?); declaring it again"
+                );
+                self.declare_queue(queue).await?;
+                call().await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn publish_once(&self, queue: &str, batch: &[Message]) -> Result<()> {
+        let mut conn = self.conn(Operation::Publish)?;
+
+        let mut invocation = SCRIPTS.publish.prepare_invoke();
+        invocation
+            .key(self.keys.binding(queue))
+            .key(self.keys.queue(queue))
+            .key(self.keys.delayed(queue))
+            .key(self.keys.sequence())
+            .arg(self.keys.prefix())
+            .arg(queue)
+            .arg(millis(self.config.dedup_window));
+        for message in batch {
+            let tag = uuid::Uuid::new_v4().to_string();
+            let tail = envelope::encode_tail(message, &tag, queue).map_err(|e| {
+                Error::new(ErrorKind::Codec, BACKEND, Operation::Publish, e.to_string())
+            })?;
+            let delay = message.delay.map_or(0, millis);
+            invocation
+                .arg(tail)
+                .arg(delay)
+                .arg(message.deduplication_id.as_deref().unwrap_or(""));
+        }
+        invocation
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| self.script_error(Operation::Publish, queue, &e))?;
+        Ok(())
+    }
+
+    fn declared(&self, queue: &str) -> bool {
+        self.declared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(queue)
+    }
+
+    async fn take_once(&self, queue: &str, max: usize) -> Result<Batch> {
         let mut conn = self.conn(Operation::Receive)?;
         let reply: Value = SCRIPTS
             .receive
@@ -422,7 +490,12 @@ impl Broker for RedisBroker {
         }
         pipe.query_async::<()>(&mut conn)
             .await
-            .map_err(|e| from_redis(Operation::DeclareQueue, &e))
+            .map_err(|e| from_redis(Operation::DeclareQueue, &e))?;
+        self.declared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(queue.to_owned());
+        Ok(())
     }
 
     async fn delete_queue(&self, queue: &str) -> Result<()> {
@@ -441,36 +514,17 @@ impl Broker for RedisBroker {
             .arg(doomed)
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|e| from_redis(Operation::DeleteQueue, &e))
+            .map_err(|e| from_redis(Operation::DeleteQueue, &e))?;
+        self.declared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(queue);
+        Ok(())
     }
 
     async fn publish(&self, queue: &str, batch: &[Message]) -> Result<()> {
-        let mut conn = self.conn(Operation::Publish)?;
-        let mut invocation = SCRIPTS.publish.prepare_invoke();
-        invocation
-            .key(self.keys.binding(queue))
-            .key(self.keys.queue(queue))
-            .key(self.keys.delayed(queue))
-            .key(self.keys.sequence())
-            .arg(self.keys.prefix())
-            .arg(queue)
-            .arg(millis(self.config.dedup_window));
-        for message in batch {
-            let tag = uuid::Uuid::new_v4().to_string();
-            let tail = envelope::encode_tail(message, &tag, queue).map_err(|e| {
-                Error::new(ErrorKind::Codec, BACKEND, Operation::Publish, e.to_string())
-            })?;
-            let delay = message.delay.map_or(0, millis);
-            invocation
-                .arg(tail)
-                .arg(delay)
-                .arg(message.deduplication_id.as_deref().unwrap_or(""));
-        }
-        invocation
-            .invoke_async::<i64>(&mut conn)
+        self.redeclaring(queue, || self.publish_once(queue, batch))
             .await
-            .map_err(|e| self.script_error(Operation::Publish, queue, &e))?;
-        Ok(())
     }
 
     /// Waits on the queue's wake-ups from the prefix's wake channel (publishes, returns and

@@ -1,6 +1,8 @@
 //! A dropped connection or a restarted server costs nothing: the connection is reopened with
 //! backoff, calls in flight fail with retryable errors that [`Queue`] retries, and every message
-//! arrives (a repeat is possible, a loss is not). Runs against private `redis-server`s only.
+//! arrives (a repeat is possible, a loss is not). A server restarted without its data gets its
+//! queues declared again by the clients that declared them. Runs against private
+//! `redis-server`s only.
 
 mod support;
 
@@ -115,4 +117,55 @@ async fn restarted_server_is_reconnected_and_nothing_is_lost() {
         "missing: {:?}",
         (0..total).filter(|n| !seen.contains(n)).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_empty_gets_its_declared_queues_back() {
+    let server = Arc::new(PrivateServer::start(false).expect("a private redis-server starts"));
+    let config = RedisConfig::new(server.url());
+    let producer = Arc::new(RedisBroker::connect(config.clone()).await.expect("connect"));
+    let worker = Arc::new(RedisBroker::connect(config).await.expect("connect"));
+    let producer = Queue::declare(producer, "ical").await.expect("declare");
+    let worker = Queue::declare(worker, "ical").await.expect("declare");
+
+    let restarting = server.clone();
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .unwrap()
+        .expect("restart without data");
+
+    // The worker asks first: its receive declares the queue again rather than failing.
+    let waiting = tokio::spawn(async move {
+        let got = worker.receive(1, Duration::from_secs(10)).await;
+        (worker, got)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    producer
+        .publish(Message::new("after the restart"))
+        .await
+        .expect("publishing to a queue whose declaration vanished declares it again");
+    let (worker, got) = waiting.await.expect("the worker's task");
+    let got = got.expect("receiving from a queue whose declaration vanished works");
+    assert_eq!(
+        got.len(),
+        1,
+        "the message published after the restart arrives"
+    );
+    assert_eq!(got[0].payload().as_ref(), b"after the restart");
+    worker.ack_all(got).await.expect("ack");
+}
+
+#[tokio::test]
+async fn a_queue_never_declared_is_still_not_found() {
+    let server = PrivateServer::start(false).expect("a private redis-server starts");
+    let broker = Arc::new(
+        RedisBroker::connect(RedisConfig::new(server.url()))
+            .await
+            .expect("connect"),
+    );
+    let err = Queue::new(broker, "nobody-declared-me")
+        .publish(Message::new("x"))
+        .await
+        .expect_err("an undeclared queue");
+    assert_eq!(err.kind(), broker_core::ErrorKind::QueueNotFound, "{err}");
 }
