@@ -9,7 +9,11 @@
 
 use std::sync::Arc;
 
-use broker_core::{Queue, backends::Backends, urls::UrlKind};
+use broker_core::{
+    Queue,
+    backends::Backends,
+    urls::{UrlKind, redact},
+};
 use clap::Args;
 
 use crate::jobs::{CalendarJobs, DEFAULT_QUEUE};
@@ -154,7 +158,12 @@ impl QueueSettings {
         let queue = Queue::declare(broker, self.queue.clone())
             .await
             .map_err(cannot_use(broker_variable))?;
-        Ok(CalendarJobs { queue, results })
+        Ok(CalendarJobs {
+            queue,
+            results,
+            broker_url: redact(self.broker_url()),
+            results_url: redact(results_url),
+        })
     }
 }
 

@@ -4,10 +4,10 @@
 //! API returns them. Its state and result live in the result store under the task id; the
 //! result of a successful job is the calendar text.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use broker_core::{
-    Queue, ResultStore, ResultStoreExt, TaskResult,
+    ErrorKind, Operation, Queue, ResultStore, ResultStoreExt, TaskResult,
     celery::TaskMessage,
     tasks::send_task,
     worker::{TaskError, TaskRegistry, TaskRequest},
@@ -22,6 +22,10 @@ pub const ICAL_TASK: &str = "ical";
 /// The queue calendar jobs go to unless `CELERY_DEFAULT_QUEUE` says otherwise.
 pub const DEFAULT_QUEUE: &str = "ical";
 
+/// How long an HTTP request may wait for the broker or the result store: a request fails
+/// fast (503) rather than waiting out the retries a background path would make.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(2);
+
 /// Where the API sends calendar jobs and reads their states.
 #[derive(Debug, Clone)]
 pub struct CalendarJobs {
@@ -29,6 +33,10 @@ pub struct CalendarJobs {
     pub queue: Queue,
     /// Where workers write job states and results.
     pub results: Arc<dyn ResultStore>,
+    /// The broker's URL, redacted, for messages.
+    pub broker_url: String,
+    /// The result store's URL, redacted, for messages.
+    pub results_url: String,
 }
 
 impl CalendarJobs {
@@ -47,6 +55,8 @@ impl CalendarJobs {
         Ok(Self {
             queue: Queue::declare(broker, queue.to_owned()).await?,
             results,
+            broker_url: "memory://".to_owned(),
+            results_url: "memory://".to_owned(),
         })
     }
 
@@ -54,22 +64,60 @@ impl CalendarJobs {
     /// worker takes it.
     ///
     /// # Errors
-    /// The broker's publish error (after its retries).
+    /// The broker's publish error (after the retries that fit in [`REQUEST_BUDGET`]), or a
+    /// retryable `Timeout` when the budget ran out.
     pub async fn request(&self, todos: &[Todo]) -> broker_core::Result<String> {
         let list = serde_json::to_value(todos).map_err(|e| {
             broker_core::Error::codec(broker_core::Operation::Encode, e.to_string())
         })?;
         let task = TaskMessage::new(ICAL_TASK, vec![list], serde_json::Map::new());
-        send_task(&self.queue, &task).await
+        let backend = self.queue.capabilities().backend;
+        within_budget(backend, Operation::Publish, send_task(&self.queue, &task)).await
     }
 
-    /// The job's state; `PENDING` for unknown ids.
+    /// The job's state; `PENDING` for unknown ids, including ids the store forgot.
     ///
     /// # Errors
-    /// The result store's read error.
+    /// The result store's read error, or a retryable `Timeout` when [`REQUEST_BUDGET`] ran
+    /// out.
     pub async fn state(&self, task_id: &str) -> broker_core::Result<TaskResult> {
-        self.results.state(task_id).await
+        let backend = self.results.backend();
+        within_budget(backend, Operation::FetchResult, self.results.state(task_id)).await
     }
+
+    /// Whether the broker and the result store answer within [`REQUEST_BUDGET`]: the queue's
+    /// declaration is repeated (idempotent) and a result is read.
+    ///
+    /// # Errors
+    /// The first that does not answer.
+    pub async fn ready(&self) -> broker_core::Result<()> {
+        let broker = self.queue.broker();
+        within_budget(
+            self.queue.capabilities().backend,
+            Operation::DeclareQueue,
+            broker.declare_queue(self.queue.name()),
+        )
+        .await?;
+        self.state("readiness-probe").await.map(drop)
+    }
+}
+
+/// `call`, or a retryable [`ErrorKind::Timeout`] when it takes longer than [`REQUEST_BUDGET`].
+async fn within_budget<T>(
+    backend: &'static str,
+    operation: Operation,
+    call: impl Future<Output = broker_core::Result<T>>,
+) -> broker_core::Result<T> {
+    tokio::time::timeout(REQUEST_BUDGET, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(broker_core::Error::new(
+                ErrorKind::Timeout,
+                backend,
+                operation,
+                format!("no answer within {}s", REQUEST_BUDGET.as_secs()),
+            ))
+        })
 }
 
 /// The tasks a TaskOverflow worker runs.

@@ -601,3 +601,145 @@ fn serve_stopped_while_it_starts_exits_cleanly() {
         "SIGTERM while connecting or serving is a clean stop"
     );
 }
+
+/// A private `redis-server` without persistence on a fixed port, so that it can be stopped and
+/// started again empty, as `redis:7-alpine` without a volume restarts. Never the shared one.
+struct EphemeralRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl EphemeralRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.start_again();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn start_again(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for EphemeralRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `POST /todos/ical`: the status and body of the answer, and how long it took.
+async fn request_calendar(client: &reqwest::Client, base: &str) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let response = client
+        .post(format!("{base}/todos/ical"))
+        .send()
+        .await
+        .expect("serve answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.expect("a JSON body"),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself() {
+    let mut redis = EphemeralRedis::start();
+    let env = vec![
+        ("CELERY_BROKER_URL", redis.url()),
+        ("CELERY_RESULT_BACKEND", redis.url()),
+    ];
+    let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(&borrowed);
+    let mut worker = worker(&env);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let ready = format!("{}/ready", server.base);
+    assert_eq!(client.get(&ready).send().await.unwrap().status(), 200);
+    let (status, accepted, _) = request_calendar(&client, &server.base).await;
+    assert_eq!(status, 202, "{accepted}");
+    let before = accepted["task_url"].as_str().unwrap().to_owned();
+    poll_until_done(&client, &before).await;
+
+    redis.stop();
+    let (status, refused, took) = request_calendar(&client, &server.base).await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(took < Duration::from_secs(4), "the refusal took {took:?}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(
+        message.contains(&redis.url()),
+        "names the broker: {message}"
+    );
+    let status_while_down = client.get(&before).send().await.unwrap();
+    assert_eq!(
+        status_while_down.status(),
+        503,
+        "a status read is 503, not 500"
+    );
+    assert_eq!(client.get(&ready).send().await.unwrap().status(), 503);
+
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.get(&ready).send().await.unwrap().status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/ready never answered 200 after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let forgotten: Value = client
+        .get(&before)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        forgotten["task_status"], "PENDING",
+        "a forgotten id reads PENDING"
+    );
+    let (status, accepted, _) = request_calendar(&client, &server.base).await;
+    assert_eq!(
+        status, 202,
+        "the API publishes again after the restart: {accepted}"
+    );
+    poll_until_done(&client, accepted["task_url"].as_str().unwrap()).await;
+
+    assert!(
+        sigterm(&mut worker),
+        "the worker kept running through the outage"
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}

@@ -45,7 +45,11 @@ async fn request_calendar(
         .list(&TodoFilter::default())
         .await
         .map_err(AppError::internal)?;
-    let task_id = state.jobs.request(&todos).await.map_err(enqueue_error)?;
+    let task_id = state
+        .jobs
+        .request(&todos)
+        .await
+        .map_err(|error| enqueue_error(&state.jobs.broker_url, error))?;
     let task_url = absolute(&headers, &format!("/todos/ical/{task_id}/status"));
     Ok((
         StatusCode::ACCEPTED,
@@ -55,8 +59,9 @@ async fn request_calendar(
 }
 
 /// What the client is told when a job cannot be enqueued: 413 for a todo list over the
-/// broker's payload limit, 503 while the broker is unreachable, 500 (details logged) otherwise.
-fn enqueue_error(error: broker_core::Error) -> AppError {
+/// broker's payload limit, 503 while the broker at `broker_url` (redacted) is unreachable,
+/// 500 (details logged) otherwise.
+fn enqueue_error(broker_url: &str, error: broker_core::Error) -> AppError {
     match error.kind() {
         ErrorKind::PayloadTooLarge => AppError::client(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -65,15 +70,36 @@ fn enqueue_error(error: broker_core::Error) -> AppError {
                 error.detail()
             ),
         ),
-        _ if error.is_retryable() => {
-            tracing::error!(%error, "the job queue is unavailable");
-            AppError::client(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the job queue is unavailable; try again later",
-            )
-        }
-        _ => AppError::internal(error),
+        _ => unavailable_or_internal("the job queue", broker_url, error),
     }
+}
+
+/// 503 naming `what` at `url` (redacted) and the cause, when `error` is worth retrying; 500
+/// (details logged) otherwise.
+pub(super) fn unavailable_or_internal(
+    what: &str,
+    url: &str,
+    error: broker_core::Error,
+) -> AppError {
+    if error.is_retryable() {
+        tracing::error!(%error, "{what} is unavailable");
+        AppError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{what} at {url} is unavailable ({}); try again later",
+                error.kind()
+            ),
+        )
+    } else {
+        AppError::internal(error)
+    }
+}
+
+/// The job's state, or what the client is told when the result store does not answer.
+async fn job_state(state: &AppState, task_id: &str) -> Result<broker_core::TaskResult, AppError> {
+    state.jobs.state(task_id).await.map_err(|error| {
+        unavailable_or_internal("the result store", &state.jobs.results_url, error)
+    })
 }
 
 /// `GET /todos/ical/{task_id}/status`: 200 `{"task_id", "task_status", "result_url"}`.
@@ -82,11 +108,7 @@ async fn status(
     Path(task_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let record = state
-        .jobs
-        .state(&task_id)
-        .await
-        .map_err(AppError::internal)?;
+    let record = job_state(&state, &task_id).await?;
     let result_url = absolute(&headers, &format!("/todos/ical/{task_id}/result"));
     Ok(Json(
         json!({ "task_id": task_id, "task_status": record.status.as_str(), "result_url": result_url }),
@@ -98,11 +120,7 @@ async fn result(
     State(state): State<AppState>,
     Path(task_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let record = state
-        .jobs
-        .state(&task_id)
-        .await
-        .map_err(AppError::internal)?;
+    let record = job_state(&state, &task_id).await?;
     match record.status {
         TaskState::Success => match record.result.as_str() {
             Some(calendar) => Ok((
@@ -158,16 +176,21 @@ mod tests {
                 "message 0 is 9000000 bytes",
             )
         };
+        let url = "redis://:***@cache:6379";
         assert_eq!(
-            enqueue_error(error(ErrorKind::PayloadTooLarge)).status(),
+            enqueue_error(url, error(ErrorKind::PayloadTooLarge)).status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(
-            enqueue_error(error(ErrorKind::Connection)).status(),
+            enqueue_error(url, error(ErrorKind::Connection)).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            enqueue_error(error(ErrorKind::Backend)).status(),
+            enqueue_error(url, error(ErrorKind::Timeout)).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            enqueue_error(url, error(ErrorKind::Backend)).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
@@ -178,7 +201,13 @@ mod tests {
         let queue = Queue::declare(broker.clone(), "ical").await.unwrap();
         let results = Arc::new(MemoryResultStore::new(std::time::Duration::from_secs(60)));
         let store = TodoStore::open(&StoreLocation::Memory).await.unwrap();
-        let app = super::super::router(AppState::new(store, CalendarJobs { queue, results }));
+        let jobs = CalendarJobs {
+            queue,
+            results,
+            broker_url: "memory://".into(),
+            results_url: "memory://".into(),
+        };
+        let app = super::super::router(AppState::new(store, jobs));
         broker.close().await.unwrap();
 
         let request = Request::post("/api/v1/todos/ical")

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
 fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .merge(todos::routes())
         .merge(ical::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -62,6 +63,20 @@ fn api_routes() -> Router<AppState> {
 /// `GET /health`: 200 `{"status":"ok"}` while the server runs.
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: 200 `{"status":"ready"}` when the broker and the result store answer
+/// within [`REQUEST_BUDGET`](crate::jobs::REQUEST_BUDGET), 503 with an error naming the one
+/// that does not otherwise. `/health` stays a liveness answer that needs neither.
+async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+    state.jobs.ready().await.map_err(|error| {
+        let (what, url) = match error.operation() {
+            broker_core::Operation::FetchResult => ("the result store", &state.jobs.results_url),
+            _ => ("the broker", &state.jobs.broker_url),
+        };
+        ical::unavailable_or_internal(what, url, error)
+    })?;
+    Ok(Json(json!({ "status": "ready" })))
 }
 
 /// Any path no route matches: 404 `{"error":"Not found"}`.
