@@ -15,6 +15,7 @@
 
 mod cases;
 pub mod endpoint;
+pub mod private_postgres;
 mod runner;
 pub mod skip;
 

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use conformance_tests::{endpoint, skip};
+use conformance_tests::{endpoint, private_postgres::PrivatePostgres, skip};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_taskoverflow");
@@ -620,10 +620,6 @@ impl EphemeralRedis {
         redis
     }
 
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -670,12 +666,58 @@ async fn request_calendar(client: &reqwest::Client, base: &str) -> (u16, Value, 
     )
 }
 
-#[tokio::test]
-async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself() {
-    let mut redis = EphemeralRedis::start();
+/// A broker (and result store) of the test's own that it may stop and start again.
+trait PrivateBroker {
+    fn url(&self) -> String;
+    fn stop(&mut self);
+    fn start_again(&mut self);
+    /// Whether what was stored survives the restart.
+    fn keeps_data(&self) -> bool;
+}
+
+impl PrivateBroker for EphemeralRedis {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        Self::stop(self);
+    }
+
+    fn start_again(&mut self) {
+        Self::start_again(self);
+    }
+
+    fn keeps_data(&self) -> bool {
+        false
+    }
+}
+
+impl PrivateBroker for PrivatePostgres {
+    fn url(&self) -> String {
+        Self::url(self)
+    }
+
+    fn stop(&mut self) {
+        Self::stop(self).expect("the private PostgreSQL stops");
+    }
+
+    fn start_again(&mut self) {
+        Self::start_again(self).expect("the private PostgreSQL starts again");
+    }
+
+    fn keeps_data(&self) -> bool {
+        true
+    }
+}
+
+/// `serve` and a worker on `broker` for queue and results: while it is stopped, requests are
+/// 503 within a few seconds and name it; once it is back, `/ready` says so and new jobs
+/// succeed without restarting either process.
+async fn outage_is_503_at_once_and_recovers_by_itself(broker: &mut impl PrivateBroker) {
     let env = vec![
-        ("CELERY_BROKER_URL", redis.url()),
-        ("CELERY_RESULT_BACKEND", redis.url()),
+        ("CELERY_BROKER_URL", broker.url()),
+        ("CELERY_RESULT_BACKEND", broker.url()),
     ];
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(&borrowed);
@@ -691,13 +733,13 @@ async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself()
     let before = accepted["task_url"].as_str().unwrap().to_owned();
     poll_until_done(&client, &before).await;
 
-    redis.stop();
+    broker.stop();
     let (status, refused, took) = request_calendar(&client, &server.base).await;
     assert_eq!(status, 503, "{refused}");
     assert!(took < Duration::from_secs(4), "the refusal took {took:?}");
     let message = refused["error"].as_str().unwrap();
     assert!(
-        message.contains(&redis.url()),
+        message.contains(&broker.url()),
         "names the broker: {message}"
     );
     let status_while_down = client.get(&before).send().await.unwrap();
@@ -708,7 +750,7 @@ async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself()
     );
     assert_eq!(client.get(&ready).send().await.unwrap().status(), 503);
 
-    redis.start_again();
+    broker.start_again();
     let deadline = Instant::now() + Duration::from_secs(15);
     while client.get(&ready).send().await.unwrap().status() != 200 {
         assert!(
@@ -717,7 +759,7 @@ async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let forgotten: Value = client
+    let earlier: Value = client
         .get(&before)
         .send()
         .await
@@ -725,9 +767,14 @@ async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself()
         .json()
         .await
         .unwrap();
+    let expected = if broker.keeps_data() {
+        "SUCCESS"
+    } else {
+        "PENDING"
+    };
     assert_eq!(
-        forgotten["task_status"], "PENDING",
-        "a forgotten id reads PENDING"
+        earlier["task_status"], expected,
+        "the earlier job after the restart"
     );
     let (status, accepted, _) = request_calendar(&client, &server.base).await;
     assert_eq!(
@@ -742,4 +789,22 @@ async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself()
     );
     let (clean, _) = server.terminate();
     assert!(clean);
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_503_at_once_and_an_empty_restart_recovers_by_itself() {
+    outage_is_503_at_once_and_recovers_by_itself(&mut EphemeralRedis::start()).await;
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_503_at_once_and_a_restart_recovers_by_itself() {
+    let Some(mut postgres) = skip::or_skip(
+        tokio::task::spawn_blocking(PrivatePostgres::start)
+            .await
+            .unwrap()
+            .map_err(|why| conformance_tests::Unavailable::new("postgres", why)),
+    ) else {
+        return;
+    };
+    outage_is_503_at_once_and_recovers_by_itself(&mut postgres).await;
 }

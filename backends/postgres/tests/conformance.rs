@@ -17,8 +17,9 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
+use conformance_tests::private_postgres::PrivatePostgres;
 use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
-use support::{PrivateServer, TestSchema};
+use support::TestSchema;
 use tokio::sync::OnceCell;
 
 fn settings_config(url: &str, schema: &str, settings: Settings) -> PostgresConfig {
@@ -88,7 +89,7 @@ conformance_tests::suite!(conformance => harness());
 /// A private server per test, which the restart case may crash.
 enum PrivateHarness {
     /// The test's own server, started by the first connection.
-    Own(OnceCell<Result<Arc<PrivateServer>, String>>),
+    Own(OnceCell<Result<Arc<PrivatePostgres>, String>>),
     /// The server of the parent test, from the crash case's child process.
     Parent { port: u16 },
 }
@@ -101,7 +102,7 @@ impl PrivateHarness {
             Self::Parent { port } => Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres")),
             Self::Own(server) => server
                 .get_or_init(|| async {
-                    tokio::task::spawn_blocking(PrivateServer::start)
+                    tokio::task::spawn_blocking(PrivatePostgres::start)
                         .await
                         .map_err(|e| format!("starting the private server panicked: {e}"))
                         .and_then(|started| started.map(Arc::new))
