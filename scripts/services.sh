@@ -70,13 +70,28 @@ start_rabbitmq() {
   wait_until rabbitmq 120 rabbitmq_up
 }
 
+# Python Celery, for the tests that check what it reads and writes: a virtualenv of its own,
+# outside the repository, with the versions the golden fixtures were made with.
+CELERY_VENV=${BROKER_TEST_CELERY_VENV:-$HOME/.cache/brokers/celery-venv}
+celery_ready() { "$CELERY_VENV/bin/python" -c 'import celery, sqlalchemy, psycopg, redis' 2>/dev/null; }
+start_celery_venv() {
+  celery_ready && { say "python celery is installed"; return; }
+  command -v python3 >/dev/null || fail "python3 is missing; install python3 and python3-venv"
+  say "installing python celery into $CELERY_VENV"
+  python3 -m venv "$CELERY_VENV" >&2 || fail "python3 -m venv failed; install python3-venv"
+  "$CELERY_VENV/bin/pip" install -q 'celery[redis]==5.7.0' 'sqlalchemy==2.1.9' 'psycopg[binary]==3.3.9' >&2
+  celery_ready || fail "python celery did not install into $CELERY_VENV"
+}
+
 start_postgres
 start_redis
 start_rabbitmq
+start_celery_venv
 
 cat <<ENV
 BROKER_TEST_POSTGRES_URL=postgres://postgres@$HOST:5432/postgres
 BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
 TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
+BROKER_TEST_CELERY_PYTHON=$CELERY_VENV/bin/python
 ENV

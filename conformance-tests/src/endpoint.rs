@@ -56,6 +56,22 @@ pub fn broker_url(service: &'static str) -> Result<String, Unavailable> {
     }
 }
 
+/// A Python interpreter with Celery, SQLAlchemy and a PostgreSQL driver installed
+/// (`BROKER_TEST_CELERY_PYTHON`, which `scripts/services.sh` sets up), for the tests that
+/// check what Python Celery reads and writes. Its service is `celery`.
+///
+/// # Errors
+/// [`Unavailable`] when it is not set.
+pub fn celery_python() -> Result<String, Unavailable> {
+    match std::env::var("BROKER_TEST_CELERY_PYTHON") {
+        Ok(python) if !python.trim().is_empty() => Ok(python),
+        _ => Err(Unavailable::new(
+            "celery",
+            "BROKER_TEST_CELERY_PYTHON is not set; run `eval \"$(scripts/services.sh)\"`",
+        )),
+    }
+}
+
 /// Like [`broker_url`] for the `container`'s service, falling back to `container` started by
 /// testcontainers when the `testcontainers` feature is on and a Docker engine answers.
 ///

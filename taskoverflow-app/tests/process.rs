@@ -480,6 +480,7 @@ async fn calendar_flow_runs_on_postgres_as_broker_and_result_store() {
     };
     let schema = Schema::new(&url);
     let url = with_option(&url, "schema", &schema.name);
+    let url = with_option(&url, "result_schema", &schema.name);
     calendar_flow_with_separate_workers(vec![
         ("CELERY_BROKER_URL", url.clone()),
         ("CELERY_RESULT_BACKEND", url),
@@ -501,7 +502,7 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
             "db+{}",
             postgres.replacen("postgres://", "postgresql://", 1)
         ),
-        "schema",
+        "result_schema",
         &schema.name,
     );
     calendar_flow_with_separate_workers(vec![
@@ -807,4 +808,150 @@ async fn a_postgres_outage_is_503_at_once_and_a_restart_recovers_by_itself() {
         return;
     };
     outage_is_503_at_once_and_recovers_by_itself(&mut postgres).await;
+}
+
+/// Python Celery beside TaskOverflow: one Redis queue (under a key prefix of their own) and
+/// Celery's result tables in PostgreSQL (in a schema of their own), as a team running Python
+/// and Rust workers next to each other would configure them.
+struct CeleryBeside {
+    python: String,
+    ours: Vec<(&'static str, String)>,
+    theirs: Vec<(&'static str, String)>,
+    _schema: Schema,
+}
+
+impl CeleryBeside {
+    fn new() -> Option<Self> {
+        let python = skip::or_skip(endpoint::celery_python())?;
+        let (redis, postgres) = (external("redis")?, external("postgres")?);
+        let schema = Schema::new(&postgres);
+        let prefix = format!("py-{:x}:", fastrand::u64(..));
+        let queue = format!("ical-{:x}", fastrand::u32(..));
+        let results = format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        );
+        let ours = vec![
+            (
+                "CELERY_BROKER_URL",
+                with_option(&redis, "key_prefix", &prefix),
+            ),
+            (
+                "CELERY_RESULT_BACKEND",
+                with_option(&results, "result_schema", &schema.name),
+            ),
+            ("CELERY_DEFAULT_QUEUE", queue.clone()),
+        ];
+        let theirs = vec![
+            ("CELERY_BROKER_URL", redis),
+            ("CELERY_KEY_PREFIX", prefix),
+            ("CELERY_RESULT_BACKEND", results),
+            ("CELERY_RESULT_SCHEMA", schema.name.clone()),
+            ("CELERY_DEFAULT_QUEUE", queue),
+        ];
+        Some(Self {
+            python,
+            ours,
+            theirs,
+            _schema: schema,
+        })
+    }
+
+    fn python(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.python);
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/celery_interop.py"
+            ))
+            .args(args)
+            .envs(self.theirs.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_python_celery_worker_runs_the_job_our_api_enqueued() {
+    let Some(beside) = CeleryBeside::new() else {
+        return;
+    };
+    let borrowed: Vec<(&str, &str)> = beside.ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(&borrowed);
+    let _python_worker = KillOnDrop(
+        beside
+            .python(&["worker"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the Python worker starts"),
+    );
+    let client = reqwest::Client::new();
+    let todos = format!("{}/todos", server.base);
+    let todo = json!({"title": "Hand in report", "deadline_at": "2030-01-02T03:04:05"});
+    assert_eq!(
+        client
+            .post(&todos)
+            .json(&todo)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let (status, accepted, _) = request_calendar(&client, &server.base).await;
+    assert_eq!(status, 202, "{accepted}");
+    let done = poll_until_done(&client, accepted["task_url"].as_str().unwrap()).await;
+    let calendar = client
+        .get(done["result_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(calendar.status(), 200);
+    let text = calendar.text().await.unwrap();
+    assert!(
+        text.contains("PRODID:-//Python Celery//interop//"),
+        "{text}"
+    );
+    assert!(text.contains("SUMMARY:Hand in report"), "{text}");
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[tokio::test]
+async fn our_worker_runs_the_job_python_celery_sent_and_python_reads_its_result() {
+    let Some(beside) = CeleryBeside::new() else {
+        return;
+    };
+    let mut our_worker = worker(&beside.ours);
+    let todos = json!([{"id": 7, "title": "Sent from Python", "description": "",
+        "completed": false, "deadline_at": "2030-01-02T03:04:05",
+        "created_at": "2030-01-01T00:00:00", "updated_at": "2030-01-01T00:00:00"}]);
+    let sent = beside
+        .python(&["send", &todos.to_string()])
+        .output()
+        .expect("python runs");
+    assert!(
+        sent.status.success(),
+        "AsyncResult.get() failed: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&sent.stdout).expect("the script prints JSON");
+    let calendar = answer["result"]
+        .as_str()
+        .expect("the result is the calendar text");
+    assert!(
+        calendar.contains("PRODID:-//Taskoverflow Calendar//mxm.dk//"),
+        "{calendar}"
+    );
+    assert!(calendar.contains("SUMMARY:Sent from Python"), "{calendar}");
+    assert!(sigterm(&mut our_worker));
 }

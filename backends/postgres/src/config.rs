@@ -29,6 +29,10 @@ pub struct PostgresConfig {
     /// ASCII letters, digits and `_`, not starting with a digit, at most 48 characters (the
     /// one rule, [`check_schema`]). Default `broker`.
     pub schema: String,
+    /// The schema of Celery's result tables (Celery's `database_table_schemas`), created when
+    /// missing; `None` (the default) puts them where Celery does by default, in the
+    /// connection's search path (usually `public`). Same rule as [`schema`](Self::schema).
+    pub result_schema: Option<String>,
     /// The lease a delivery gets at receipt. Default 30 s.
     pub visibility_timeout: Duration,
     /// Receives after which an unacked message is dead-lettered. Default 5.
@@ -57,6 +61,7 @@ impl PostgresConfig {
         Self {
             url: url.into(),
             schema: "broker".to_owned(),
+            result_schema: None,
             visibility_timeout: Duration::from_secs(30),
             max_receives: 5,
             poll_interval: Duration::from_secs(1),
@@ -78,6 +83,9 @@ impl PostgresConfig {
     pub(crate) fn validate(&self, operation: Operation) -> Result<()> {
         let bad = |detail: String| error(ErrorKind::Configuration, operation, detail);
         check_schema(&self.schema).map_err(|reason| bad(format!("schema: {reason}")))?;
+        if let Some(schema) = &self.result_schema {
+            check_schema(schema).map_err(|reason| bad(format!("result_schema: {reason}")))?;
+        }
         if self.max_receives == 0 {
             return Err(bad("max_receives must be at least 1".into()));
         }
@@ -149,6 +157,7 @@ impl fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("url", &self.redacted_url())
             .field("schema", &self.schema)
+            .field("result_schema", &self.result_schema)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("max_receives", &self.max_receives)
             .field("poll_interval", &self.poll_interval)

@@ -38,6 +38,7 @@
 //! ```
 
 mod broker;
+mod celery_tables;
 mod config;
 mod error;
 mod factory;

@@ -1,4 +1,4 @@
-//! The PostgreSQL result store.
+//! The PostgreSQL result store, in Celery's tables and format.
 
 use std::{
     sync::{Mutex, PoisonError},
@@ -7,49 +7,56 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{ErrorKind, Operation, Result, ResultStore, TaskResult, TaskState};
-use chrono::{DateTime, Utc};
+use chrono::{NaiveDateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, Row, types::Json};
+use sqlx::{Executor, PgPool, Row};
 use tokio::time::Instant;
 
 use crate::{
     BACKEND,
+    celery_tables::CeleryTables,
     config::PostgresConfig,
     error::{error, from_sqlx},
-    migrate::migrate,
-    sql::Statements,
 };
 
 /// Writes purge expired rows at most this often (or once per expiry time, if shorter).
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Task results in `<schema>.task_results`, one row per task id.
+/// Task results in Celery's `celery_taskmeta` table, in Celery's format, so that Python Celery
+/// and this crate read each other's results through one `db+postgresql://` URL.
 ///
-/// A record expires [`result_expires`](PostgresConfig::result_expires) after it was last
-/// written: reads ignore it from then on, and writes delete every expired row, at most once a
-/// minute (or once per expiry time, if shorter); [`purge_expired`](Self::purge_expired) does it
-/// on demand. Works with any broker: the store only needs the database.
+/// The tables live in [`result_schema`](PostgresConfig::result_schema), or where Celery puts
+/// them by default (the connection's search path, usually `public`); they are created as
+/// Celery creates them when missing. A row is Celery's: `status`, `result` (the JSON of the
+/// value, as bytes; an exception as `{"exc_type", "exc_message", "exc_module"}`),
+/// `traceback`, and `date_done` (UTC, set only for final states). As in Celery, a task whose
+/// state is `SUCCESS` keeps it: later writes for it are ignored.
+///
+/// Expiry follows Celery's `result_expires` cleanup: a row whose `date_done` is older than
+/// [`result_expires`](PostgresConfig::result_expires) reads as absent (`PENDING`) and is
+/// deleted by a later write (at most once a minute, or once per expiry time if shorter) or by
+/// [`purge_expired`](Self::purge_expired). Rows without `date_done` (still running) never
+/// expire, as in Celery. Works with any broker: the store only needs the database.
 #[derive(Debug)]
 pub struct PostgresResultStore {
     pool: PgPool,
     owns_pool: bool,
-    sql: Statements,
+    tables: CeleryTables,
     config: PostgresConfig,
     purge_every: Duration,
     last_purge: Mutex<Instant>,
 }
 
 impl PostgresResultStore {
-    /// Connects to `config.url` and creates the schema and its tables if missing.
+    /// Connects to `config.url` and creates Celery's tables if missing.
     ///
     /// # Errors
     /// `Configuration` for a bad URL or schema; `Connection` (retryable) when the server cannot
-    /// be reached; the server's error when a migration fails.
+    /// be reached; the server's error when the tables cannot be created.
     pub async fn connect(config: PostgresConfig) -> Result<Self> {
         config.validate(Operation::Connect)?;
         let pool = config.open_pool(Operation::Connect).await?;
-        migrate(&pool, &config.schema, Operation::Connect).await?;
-        Ok(Self::with_pool(pool, true, config))
+        Self::from_pool_owned(pool, true, config).await
     }
 
     /// Opens the store named by a result-backend URL (`db+postgresql://...`,
@@ -61,26 +68,31 @@ impl PostgresResultStore {
         Self::connect(PostgresConfig::from_url(url)?).await
     }
 
-    /// A store on the caller's pool (which [`close`](Self::close) leaves open). Runs the
-    /// migrations.
+    /// A store on the caller's pool (which [`close`](Self::close) leaves open). Creates
+    /// Celery's tables if missing.
     ///
     /// # Errors
-    /// `Configuration` for a bad schema; the server's error when a migration fails.
+    /// `Configuration` for a bad schema; the server's error when the tables cannot be created.
     pub async fn from_pool(pool: PgPool, config: PostgresConfig) -> Result<Self> {
         config.validate(Operation::Connect)?;
-        migrate(&pool, &config.schema, Operation::Connect).await?;
-        Ok(Self::with_pool(pool, false, config))
+        Self::from_pool_owned(pool, false, config).await
     }
 
-    fn with_pool(pool: PgPool, owns_pool: bool, config: PostgresConfig) -> Self {
-        Self {
+    async fn from_pool_owned(
+        pool: PgPool,
+        owns_pool: bool,
+        config: PostgresConfig,
+    ) -> Result<Self> {
+        let tables = CeleryTables::new(config.result_schema.as_deref());
+        create_tables(&pool, &tables).await?;
+        Ok(Self {
             pool,
             owns_pool,
-            sql: Statements::new(&config.schema),
+            tables,
             purge_every: PURGE_INTERVAL.min(config.result_expires),
             last_purge: Mutex::new(Instant::now()),
             config,
-        }
+        })
     }
 
     /// The settings this store was opened with.
@@ -89,16 +101,21 @@ impl PostgresResultStore {
         &self.config
     }
 
-    /// Deletes every expired record now and returns how many there were.
+    /// Deletes every expired task and group row now, as Celery's `backend_cleanup` does, and
+    /// returns how many there were.
     ///
     /// # Errors
     /// The server's error.
     pub async fn purge_expired(&self) -> Result<u64> {
-        let deleted = sqlx::query(&self.sql.purge_results)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| from_sqlx(Operation::StoreResult, e))?
-            .rows_affected();
+        let mut deleted = 0;
+        for statement in &self.tables.purge {
+            deleted += sqlx::query(statement)
+                .bind(self.config.result_expires.as_secs_f64())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| from_sqlx(Operation::StoreResult, e))?
+                .rows_affected();
+        }
         Ok(deleted)
     }
 
@@ -132,21 +149,45 @@ impl PostgresResultStore {
     }
 }
 
+/// Creates Celery's tables where missing, one creator at a time.
+async fn create_tables(pool: &PgPool, tables: &CeleryTables) -> Result<()> {
+    let fail = |e| from_sqlx(Operation::Connect, e);
+    let mut tx = pool.begin().await.map_err(fail)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&tables.lock_name)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    tx.execute(tables.create.as_str()).await.map_err(fail)?;
+    tx.commit().await.map_err(fail)
+}
+
 #[async_trait]
 impl ResultStore for PostgresResultStore {
     fn backend(&self) -> &'static str {
         BACKEND
     }
 
-    /// An upsert: the row of `result.task_id` is replaced and its expiry restarts.
+    /// Writes the task's row (unless it already holds `SUCCESS`); `date_done` is kept for
+    /// final states only, as Celery keeps it.
     async fn store(&self, result: &TaskResult) -> Result<()> {
-        sqlx::query(&self.sql.store_result)
+        let encoded = serde_json::to_vec(&result.result).map_err(|e| {
+            error(
+                ErrorKind::Codec,
+                Operation::StoreResult,
+                format!("result is not JSON: {e}"),
+            )
+        })?;
+        let date_done: Option<NaiveDateTime> = result
+            .status
+            .is_ready()
+            .then(|| result.date_done.unwrap_or_else(Utc::now).naive_utc());
+        sqlx::query(&self.tables.store)
             .bind(&result.task_id)
             .bind(result.status.as_str())
-            .bind(Json(&result.result))
+            .bind(encoded)
+            .bind(date_done)
             .bind(result.traceback.as_deref())
-            .bind(result.date_done)
-            .bind(self.config.result_expires.as_secs_f64())
             .execute(&self.pool)
             .await
             .map_err(|e| from_sqlx(Operation::StoreResult, e))?;
@@ -155,32 +196,44 @@ impl ResultStore for PostgresResultStore {
     }
 
     async fn fetch(&self, task_id: &str) -> Result<Option<TaskResult>> {
-        let Some(row) = sqlx::query(&self.sql.fetch_result)
+        let Some(row) = sqlx::query(&self.tables.fetch)
             .bind(task_id)
+            .bind(self.config.result_expires.as_secs_f64())
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| from_sqlx(Operation::FetchResult, e))?
         else {
             return Ok(None);
         };
-        let decode = |e: sqlx::Error| from_sqlx(Operation::FetchResult, e);
-        let status: String = row.try_get("status").map_err(decode)?;
+        let column = |e: sqlx::Error| from_sqlx(Operation::FetchResult, e);
+        let codec = |detail: String| error(ErrorKind::Codec, Operation::FetchResult, detail);
+        let status: Option<String> = row.try_get("status").map_err(column)?;
         let status: TaskState = status
+            .as_deref()
+            .unwrap_or("PENDING")
             .parse()
-            .map_err(|e: String| error(ErrorKind::Codec, Operation::FetchResult, e))?;
-        let Json(result): Json<Value> = row.try_get("result").map_err(decode)?;
-        let date_done: Option<DateTime<Utc>> = row.try_get("date_done").map_err(decode)?;
+            .map_err(codec)?;
+        let result: Option<Vec<u8>> = row.try_get("result").map_err(column)?;
+        let result = match result {
+            None => Value::Null,
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                codec(format!(
+                    "the result of task {task_id} is not Celery's JSON: {e}"
+                ))
+            })?,
+        };
+        let date_done: Option<NaiveDateTime> = row.try_get("date_done").map_err(column)?;
         Ok(Some(TaskResult {
             task_id: task_id.to_owned(),
             status,
             result,
-            traceback: row.try_get("traceback").map_err(decode)?,
-            date_done,
+            traceback: row.try_get("traceback").map_err(column)?,
+            date_done: date_done.map(|at| at.and_utc()),
         }))
     }
 
     async fn forget(&self, task_id: &str) -> Result<()> {
-        sqlx::query(&self.sql.forget_result)
+        sqlx::query(&self.tables.forget)
             .bind(task_id)
             .execute(&self.pool)
             .await

@@ -1,4 +1,5 @@
-//! Every SQL statement the broker and the result store run, built once per schema.
+//! Every SQL statement the broker runs, built once per schema. (The result store's are in
+//! [`crate::celery_tables`].)
 //!
 //! Public (but hidden from the documentation) so that the benchmark's raw baseline runs exactly
 //! these statements through sqlx; nothing else should depend on it.
@@ -53,15 +54,6 @@ pub struct Statements {
     pub delete: String,
     /// Forgets deduplication ids whose window has passed.
     pub purge_dedup: String,
-    /// Writes (replaces) a task result: `$1` task id, `$2` status, `$3` result `jsonb`,
-    /// `$4` traceback, `$5` date done, `$6` seconds until it expires.
-    pub store_result: String,
-    /// Reads an unexpired task result: `$1` task id.
-    pub fetch_result: String,
-    /// Deletes a task result: `$1` task id.
-    pub forget_result: String,
-    /// Deletes every expired task result.
-    pub purge_results: String,
 }
 
 impl Statements {
@@ -177,23 +169,6 @@ impl Statements {
             ),
             delete: format!("DELETE FROM {s}.queues WHERE name = ANY($1::text[])"),
             purge_dedup: format!("DELETE FROM {s}.dedup WHERE expires_at <= clock_timestamp()"),
-            store_result: format!(
-                "INSERT INTO {s}.task_results
-                     (task_id, status, result, traceback, date_done, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, clock_timestamp() + make_interval(secs => $6))
-                 ON CONFLICT (task_id) DO UPDATE SET
-                     status = EXCLUDED.status, result = EXCLUDED.result,
-                     traceback = EXCLUDED.traceback, date_done = EXCLUDED.date_done,
-                     expires_at = EXCLUDED.expires_at"
-            ),
-            fetch_result: format!(
-                "SELECT status, result, traceback, date_done FROM {s}.task_results
-                 WHERE task_id = $1 AND expires_at > clock_timestamp()"
-            ),
-            forget_result: format!("DELETE FROM {s}.task_results WHERE task_id = $1"),
-            purge_results: format!(
-                "DELETE FROM {s}.task_results WHERE expires_at <= clock_timestamp()"
-            ),
         }
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! | option | meaning | default |
 //! |---|---|---|
-//! | `schema` | schema holding the tables, created when missing (see [`PostgresConfig::schema`]) | `broker` |
+//! | `schema` | schema holding the broker's tables, created when missing (see [`PostgresConfig::schema`]) | `broker` |
+//! | `result_schema` | schema holding Celery's result tables (Celery's `database_table_schemas`), created when missing | the search path (`public`), as Celery |
 //! | `visibility_timeout` | seconds a delivery stays leased | 30 |
 //! | `max_receives` | receives after which a message is dead-lettered | 5 |
 //! | `dedup_window` | seconds a deduplication id is remembered | 300 |
@@ -36,6 +37,7 @@ pub const RESULT_SCHEMES: &[&str] = &["db+postgresql", "db+postgres", "postgresq
 /// The options a PostgreSQL URL may carry.
 pub const OPTIONS: &[&str] = &[
     "schema",
+    "result_schema",
     "visibility_timeout",
     "max_receives",
     "dedup_window",
@@ -140,6 +142,9 @@ impl PostgresConfig {
                     check_schema(schema).map(|()| schema.to_owned())
                 })?
                 .unwrap_or(defaults.schema),
+            result_schema: options.parsed("result_schema", |schema| {
+                check_schema(schema).map(|()| schema.to_owned())
+            })?,
             visibility_timeout: options
                 .seconds("visibility_timeout")?
                 .unwrap_or(defaults.visibility_timeout),
@@ -206,13 +211,14 @@ mod tests {
     #[test]
     fn every_option_reaches_the_settings_or_the_driver() {
         let config = PostgresConfig::from_url(
-            "db+postgresql://app:s3cr%40t@DB.internal:6543/tasks?schema=celery_results\
+            "db+postgresql://app:s3cr%40t@DB.internal:6543/tasks?schema=jobs&result_schema=celery_results\
              &result_expires=60&visibility_timeout=2.5&max_receives=7&dedup_window=9\
              &poll_interval=0.5&connect_timeout=3&sslmode=Prefer&application_name=api\
              &sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/c.key&options=-c%20x%3Dy",
         )
         .unwrap();
-        assert_eq!(config.schema, "celery_results");
+        assert_eq!(config.schema, "jobs");
+        assert_eq!(config.result_schema.as_deref(), Some("celery_results"));
         assert_eq!(config.result_expires, Duration::from_secs(60));
         assert_eq!(config.visibility_timeout, Duration::from_millis(2500));
         assert_eq!(config.max_receives, 7);
@@ -268,6 +274,7 @@ mod tests {
         for (url, expected) in [
             ("postgres://db?schema=9lives", "schema"),
             ("postgres://db?schema=has%20space", "schema"),
+            ("postgres://db?result_schema=9lives", "result_schema"),
             ("postgres://db?sslmode=sometimes", "expected one of disable"),
             ("postgres://db?connect_timeout=soon", "whole number"),
             ("postgres://db/a/b", "one segment"),

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 async fn rows_for(store: &PostgresResultStore, schema: &str, task_id: &str) -> i64 {
     sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM \"{schema}\".task_results WHERE task_id = $1"
+        "SELECT count(*) FROM \"{schema}\".celery_taskmeta WHERE task_id = $1"
     ))
     .bind(task_id)
     .fetch_one(store.pool())
@@ -27,19 +27,21 @@ async fn rows_for(store: &PostgresResultStore, schema: &str, task_id: &str) -> i
     .expect("count rows")
 }
 
-/// `db+postgresql://` with the schema as a query parameter, built from the test server's URL.
+/// `db+postgresql://` with Celery's tables in `schema`, built from the test server's URL.
 fn celery_url(url: &str, schema: &str, expires_secs: u32) -> String {
     let rest = url
         .split_once("://")
         .map_or(url, |(_, rest)| rest)
         .to_owned();
     let separator = if rest.contains('?') { '&' } else { '?' };
-    format!("db+postgresql://{rest}{separator}schema={schema}&result_expires={expires_secs}")
+    format!("db+postgresql://{rest}{separator}result_schema={schema}&result_expires={expires_secs}")
 }
 
 #[tokio::test]
-async fn celery_result_backend_url_opens_the_store() {
-    let Some(url) = support::url_or_skip("celery_result_backend_url_opens_the_store") else {
+async fn celery_result_backend_url_opens_the_store_in_celerys_table() {
+    let Some(url) =
+        support::url_or_skip("celery_result_backend_url_opens_the_store_in_celerys_table")
+    else {
         return;
     };
     let schema = TestSchema::fresh();
@@ -57,8 +59,10 @@ async fn celery_result_backend_url_opens_the_store() {
 }
 
 #[tokio::test]
-async fn purge_deletes_expired_rows() {
-    let Some(url) = support::url_or_skip("purge_deletes_expired_rows") else {
+async fn purge_deletes_rows_whose_date_done_is_older_than_the_expiry() {
+    let Some(url) =
+        support::url_or_skip("purge_deletes_rows_whose_date_done_is_older_than_the_expiry")
+    else {
         return;
     };
     let schema = TestSchema::fresh();
@@ -71,12 +75,21 @@ async fn purge_deletes_expired_rows() {
         .store(&TaskResult::success("short-lived", json!(1)))
         .await
         .expect("store");
+    store
+        .store(&TaskResult::new("still-running", TaskState::Started))
+        .await
+        .expect("store");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     assert!(store.fetch("short-lived").await.expect("fetch").is_none());
     assert_eq!(rows_for(&store, &schema.name, "short-lived").await, 1);
     assert!(store.purge_expired().await.expect("purge") >= 1);
     assert_eq!(rows_for(&store, &schema.name, "short-lived").await, 0);
+    assert_eq!(
+        store.state("still-running").await.expect("state").status,
+        TaskState::Started,
+        "a row without date_done never expires, as in Celery"
+    );
 }
 
 #[tokio::test]
@@ -102,6 +115,31 @@ async fn later_writes_delete_expired_rows() {
 
     assert_eq!(rows_for(&store, &schema.name, "old").await, 0);
     assert_eq!(rows_for(&store, &schema.name, "new").await, 1);
+}
+
+#[tokio::test]
+async fn a_stored_success_is_never_replaced() {
+    let Some(url) = support::url_or_skip("a_stored_success_is_never_replaced") else {
+        return;
+    };
+    let schema = TestSchema::fresh();
+    let store = support::result_store(support::config(&url, &schema.name)).await;
+    store
+        .store(&TaskResult::success("once", json!("first")))
+        .await
+        .expect("store");
+    store
+        .store(&TaskResult::error(
+            "once",
+            TaskState::Failure,
+            "ValueError",
+            "late",
+        ))
+        .await
+        .expect("a later write is accepted and ignored");
+    let read = store.state("once").await.expect("state");
+    assert_eq!(read.status, TaskState::Success);
+    assert_eq!(read.result, json!("first"));
 }
 
 fn tasks() -> TaskRegistry {

@@ -36,6 +36,7 @@ pub(crate) fn url_or_skip(test: &str) -> Option<String> {
 pub(crate) fn config(url: &str, schema: &str) -> PostgresConfig {
     PostgresConfig {
         schema: schema.to_owned(),
+        result_schema: Some(schema.to_owned()),
         pool_size: 4,
         ..PostgresConfig::new(url)
     }
