@@ -28,6 +28,7 @@ use broker_core::{
 };
 use broker_postgres::{
     PostgresBroker, PostgresConfig, PostgresResultStore,
+    celery_tables::CeleryTables,
     sql::{Statements, channel},
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -50,6 +51,7 @@ struct Bench {
     url: String,
     schema: String,
     sql: Statements,
+    results: CeleryTables,
     channel: String,
     runtime: Runtime,
     raw: PgPool,
@@ -59,6 +61,7 @@ impl Bench {
     fn config(&self) -> PostgresConfig {
         PostgresConfig {
             schema: self.schema.clone(),
+            result_schema: Some(self.schema.clone()),
             visibility_timeout: LEASE,
             dedup_window: DEDUP_WINDOW,
             ..PostgresConfig::new(self.url.clone())
@@ -313,13 +316,13 @@ fn consume_ack(c: &mut Criterion, bench: &Bench) {
 }
 
 async fn raw_store(bench: &Bench, task_id: &str, status: &str) {
-    sqlx::query(&bench.sql.store_result)
+    let date_done = (status == "SUCCESS").then(|| chrono::Utc::now().naive_utc());
+    sqlx::query(&bench.results.store)
         .bind(task_id)
         .bind(status)
-        .bind(Json(Value::Null))
+        .bind(b"null".as_slice())
+        .bind(date_done)
         .bind(None::<String>)
-        .bind(Some(chrono::Utc::now()))
-        .bind(86_400.0_f64)
         .execute(&bench.raw)
         .await
         .expect("store result");
@@ -471,16 +474,21 @@ fn main() {
             .connect(&url)
             .await
             .expect("raw pool");
-        // The broker creates its schema; the baseline uses the same tables.
+        // The broker and the result store create their tables; the baseline uses the same.
         let config = PostgresConfig {
             schema: schema.clone(),
+            result_schema: Some(schema.clone()),
             ..PostgresConfig::new(url.clone())
         };
-        PostgresBroker::connect(config).await.expect("migrate");
+        PostgresBroker::connect(config.clone()).await.expect("migrate");
+        PostgresResultStore::connect(config)
+            .await
+            .expect("result tables");
         pool
     });
     let bench: &'static Bench = Box::leak(Box::new(Bench {
         sql: Statements::new(&schema),
+        results: CeleryTables::new(Some(&schema)),
         channel: channel(&schema),
         url,
         schema,

@@ -7,35 +7,38 @@
 //! Like SQLAlchemy, rows take their `id` from the sequence explicitly (the column has no
 //! default). `date_done` is UTC without a time zone; `result` and `children` are the JSON text
 //! of the value as bytes.
+//!
+//! Public (but hidden from the documentation) so that the benchmark's raw baseline runs exactly
+//! these statements through sqlx; nothing else should depend on it.
 
 use crate::migrate::quoted;
 
 /// Qualified names and statements for one placement of Celery's tables.
 #[derive(Debug, Clone)]
-pub(crate) struct CeleryTables {
+pub struct CeleryTables {
     /// Creates the schema (when one is named), the sequences, the tables and their indexes,
     /// leaving what exists alone.
-    pub(crate) create: String,
+    pub create: String,
     /// Serialises concurrent `create`s of one placement: the name an advisory lock is taken
     /// on (`hashtextextended`, as the migrator does).
-    pub(crate) lock_name: String,
+    pub lock_name: String,
     /// Writes a task's state unless it is already `SUCCESS` (Celery's rule: a repeated run does
     /// not replace a stored result): `$1` task id, `$2` status, `$3` result `bytea`, `$4` date
     /// done (UTC, without zone; null unless the state is final), `$5` traceback.
-    pub(crate) store: String,
+    pub store: String,
     /// Reads a task's row unless its `date_done` is older than `$2` seconds: `$1` task id.
-    pub(crate) fetch: String,
+    pub fetch: String,
     /// Deletes a task's row: `$1` task id.
-    pub(crate) forget: String,
+    pub forget: String,
     /// Deletes task and group rows whose `date_done` is older than `$1` seconds, as Celery's
     /// `backend_cleanup` does.
-    pub(crate) purge: [String; 2],
+    pub purge: [String; 2],
 }
 
 impl CeleryTables {
     /// The tables in `schema`, or in the connection's search path (Celery's default, usually
     /// `public`) when `None`. `schema` must be a valid identifier (checked by the config).
-    pub(crate) fn new(schema: Option<&str>) -> Self {
+    pub fn new(schema: Option<&str>) -> Self {
         let prefix = schema.map_or_else(String::new, |s| format!("{}.", quoted(s)));
         let create_schema = schema.map_or_else(String::new, |s| {
             format!("CREATE SCHEMA IF NOT EXISTS {};\n", quoted(s))

@@ -38,7 +38,8 @@
 //! ```
 
 mod broker;
-mod celery_tables;
+#[doc(hidden)]
+pub mod celery_tables;
 mod config;
 mod error;
 mod factory;
