@@ -13,8 +13,9 @@
 //! up to 12 hours, delays up to a year, dead-lettering after `max_receives` receives, and
 //! durability (a publish that returned `Ok` is committed with `synchronous_commit = on`).
 //!
-//! [`PostgresResultStore`] keeps task states in `<schema>.task_results`, reached by Celery's
-//! `db+postgresql://` URLs or `postgres://`, and can be paired with any broker.
+//! [`PostgresResultStore`] keeps task states in Celery's own `celery_taskmeta` table, in
+//! Celery's format, so Python Celery and this crate read each other's results; it is reached
+//! by Celery's `db+postgresql://` URLs or `postgres://`, and can be paired with any broker.
 //!
 //! The README of this crate documents every table and column, and what happens on a crash, a
 //! restart and a duplicate.
