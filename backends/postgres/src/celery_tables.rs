@@ -11,7 +11,7 @@
 //! Public (but hidden from the documentation) so that the benchmark's raw baseline runs exactly
 //! these statements through sqlx; nothing else should depend on it.
 
-use crate::migrate::quoted;
+use crate::migrate::{lock_name, quoted};
 
 /// Qualified names and statements for one placement of Celery's tables.
 #[derive(Debug, Clone)]
@@ -19,8 +19,9 @@ pub struct CeleryTables {
     /// Creates the schema (when one is named), the sequences, the tables and their indexes,
     /// leaving what exists alone.
     pub create: String,
-    /// Serialises concurrent `create`s of one placement: the name an advisory lock is taken
-    /// on (`hashtextextended`, as the migrator does).
+    /// Serialises concurrent `create`s of one placement, and with the broker's migrations of
+    /// the same schema: the name an advisory lock is taken on (`hashtextextended`, as the
+    /// migrator does).
     pub lock_name: String,
     /// Writes a task's state unless it is already `SUCCESS` (Celery's rule: a repeated run does
     /// not replace a stored result): `$1` task id, `$2` status, `$3` result `bytea`, `$4` date
@@ -80,7 +81,7 @@ impl CeleryTables {
         );
         let older_than = "date_done < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)";
         Self {
-            lock_name: task.clone(),
+            lock_name: schema.map_or_else(|| task.clone(), lock_name),
             store: format!(
                 "INSERT INTO {task} AS t (id, task_id, status, result, date_done, traceback)
                  VALUES (nextval('{prefix}task_id_sequence'), $1, $2, $3, $4, $5)

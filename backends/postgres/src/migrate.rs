@@ -59,12 +59,19 @@ pub(crate) fn migrate<'a>(
     Box::pin(run(pool, schema, operation))
 }
 
+/// The advisory lock that serialises changes to `schema` (its creation, its migrations, and
+/// the Celery result tables created in it), so that brokers and stores opening at the same
+/// moment never race to create it.
+pub(crate) fn lock_name(schema: &str) -> String {
+    format!("broker-postgres migrations {schema}")
+}
+
 async fn run(pool: &PgPool, schema: &str, operation: Operation) -> Result<()> {
     let fail = |e| from_sqlx(operation, e);
     let ident = quoted(schema);
     let mut tx = pool.begin().await.map_err(fail)?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("broker-postgres migrations {schema}"))
+        .bind(lock_name(schema))
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
