@@ -181,11 +181,16 @@ pub struct Capabilities {
     pub max_batch: usize,
     /// The largest [`Message::encoded_size`](crate::Message::encoded_size) accepted, in bytes.
     pub max_payload: usize,
+    /// The longest a receive that is already waiting on an empty queue takes to return a
+    /// message after it was published: the bound of a backend whose waiting receivers are
+    /// woken (a notification, a long poll), or the poll interval of one that only polls.
+    pub idle_pickup: Duration,
 }
 
 impl Capabilities {
     /// A starting point for a backend's declaration: at-least-once, nothing else promised,
-    /// batches of one and 256 KiB payloads. Backends override what they keep.
+    /// batches of one, 256 KiB payloads, and an idle receive that picks up new work within a
+    /// second. Backends override what they keep.
     #[must_use]
     pub fn minimal(backend: &'static str) -> Self {
         Self {
@@ -200,6 +205,7 @@ impl Capabilities {
             persistence: Persistence::Transient,
             max_batch: 1,
             max_payload: 256 * 1024,
+            idle_pickup: Duration::from_secs(1),
         }
     }
 

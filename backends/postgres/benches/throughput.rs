@@ -480,7 +480,9 @@ fn main() {
             result_schema: Some(schema.clone()),
             ..PostgresConfig::new(url.clone())
         };
-        PostgresBroker::connect(config.clone()).await.expect("migrate");
+        PostgresBroker::connect(config.clone())
+            .await
+            .expect("migrate");
         PostgresResultStore::connect(config)
             .await
             .expect("result tables");

@@ -1,11 +1,13 @@
 //! The table of cases and the gates that decide which apply.
 
+mod backlog;
 mod delivery;
 mod durability;
 mod limits;
 mod order;
 mod redelivery;
 mod results;
+mod worker;
 
 use std::{
     collections::HashMap,
@@ -197,6 +199,19 @@ pub static CASES: &[Case] = &[
     ),
     case!(delivery::missing_queue_is_a_typed_error, Gate::ALWAYS),
     case!(delivery::closed_broker_gives_closed_errors, Gate::ALWAYS),
+    case!(
+        backlog::a_backlog_older_than_the_lease_is_delivered_once,
+        Gate::requires(&[Requirement::LeaseRedelivery])
+    ),
+    case!(backlog::a_large_backlog_drains, Gate::ALWAYS),
+    case!(
+        backlog::an_idle_consumer_wakes_when_work_arrives,
+        Gate::ALWAYS
+    ),
+    case!(
+        worker::a_slow_handler_keeps_its_message,
+        Gate::requires(&[Requirement::LeaseRedelivery, Requirement::LeaseExtension])
+    ),
     case!(
         durability::killed_consumer_loses_nothing,
         Gate::needs(&[HarnessFeature::SharedAcrossProcesses])
