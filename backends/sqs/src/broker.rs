@@ -24,9 +24,9 @@ use aws_sdk_sqs::{
     },
 };
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter,
-    Deduplication, Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message,
-    NackAction, Operation, Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
+    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation,
+    Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
 };
 use tokio::time::Instant;
 
@@ -162,7 +162,11 @@ impl SqsBroker {
         Capabilities {
             backend: BACKEND,
             delivery: DeliveryGuarantee::AtLeastOnce,
-            ordering: if fifo { Ordering::PerKey } else { Ordering::None },
+            ordering: if fifo {
+                Ordering::PerKey
+            } else {
+                Ordering::None
+            },
             deduplication: if fifo {
                 Deduplication::ById {
                     window: DEDUP_WINDOW,
@@ -309,12 +313,7 @@ impl SqsBroker {
                     .ok_or_else(|| protocol(op, "CreateQueue answered without a URL"))?;
                 Ok((url, true))
             }
-            Err(err)
-                if matches!(
-                    err.code(),
-                    Some("QueueAlreadyExists" | "QueueNameExists")
-                ) =>
-            {
+            Err(err) if matches!(err.code(), Some("QueueAlreadyExists" | "QueueNameExists")) => {
                 self.forget(queue);
                 Ok((self.resolve(op, queue).await?.url.clone(), false))
             }
@@ -434,8 +433,8 @@ impl SqsBroker {
             .and_then(|count| count.parse().ok())
             .unwrap_or(1u32)
             .max(1);
-        let group = attribute(&MessageSystemAttributeName::MessageGroupId)
-            .map_or("", String::as_str);
+        let group =
+            attribute(&MessageSystemAttributeName::MessageGroupId).map_or("", String::as_str);
         let opened = envelope::open(body).unwrap_or_else(|problem| {
             // Delivered as its bytes: the consumer cannot decode it either and dead-letters
             // it, rather than every receive of the queue failing on it.
@@ -654,7 +653,8 @@ impl Broker for SqsBroker {
                 .await
                 .map_err(|e| self.gone(queue, not_found_or(op, queue, &e)))?;
             if let Some(failed) = sent.failed().first() {
-                let error = entry_failure(op, failed.code(), failed.sender_fault(), failed.message());
+                let error =
+                    entry_failure(op, failed.code(), failed.sender_fault(), failed.message());
                 return Err(Error::new(
                     error.kind(),
                     BACKEND,
@@ -686,7 +686,11 @@ impl Broker for SqsBroker {
         self.check(op, queue)?;
         let resolved = self.resolve(op, queue).await?;
         let deadline = Instant::now().checked_add(wait);
-        let left = || deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+        let left = || {
+            deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+        };
         let visibility = seconds_i32(self.config.visibility_timeout);
         loop {
             let poll = left()
@@ -750,7 +754,8 @@ impl Broker for SqsBroker {
         match deleted.failed().first() {
             None => Ok(()),
             Some(failed) => {
-                let error = entry_failure(op, failed.code(), failed.sender_fault(), failed.message());
+                let error =
+                    entry_failure(op, failed.code(), failed.sender_fault(), failed.message());
                 Err(Error::new(
                     error.kind(),
                     BACKEND,

@@ -118,7 +118,12 @@ impl SqsConfig {
 }
 
 fn config_error(detail: &str) -> Error {
-    Error::new(ErrorKind::Configuration, BACKEND, Operation::Connect, detail)
+    Error::new(
+        ErrorKind::Configuration,
+        BACKEND,
+        Operation::Connect,
+        detail,
+    )
 }
 
 #[cfg(test)]

@@ -61,7 +61,10 @@ struct PropertiesOut<'a> {
     reply_to: Option<&'a str>,
     #[serde(rename = "MessageGroupId", skip_serializing_if = "Option::is_none")]
     group: Option<&'a str>,
-    #[serde(rename = "MessageDeduplicationId", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MessageDeduplicationId",
+        skip_serializing_if = "Option::is_none"
+    )]
     deduplication_id: Option<&'a str>,
 }
 
@@ -181,12 +184,7 @@ pub(crate) fn with_header(sqs_body: &str, name: &str, value: &str) -> Option<Str
     let raw = unwrap_body(sqs_body);
     let mut envelope: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&raw).ok()?;
-    if !envelope
-        .get("properties")
-        .is_some_and(|p| p.get("delivery_info").is_some())
-    {
-        return None;
-    }
+    envelope.get("properties")?.get("delivery_info")?;
     let headers = envelope
         .entry("headers")
         .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
@@ -202,9 +200,62 @@ pub(crate) fn with_header(sqs_body: &str, name: &str, value: &str) -> Option<Str
 
 #[cfg(test)]
 mod tests {
+    use broker_core::{Delay, celery::TaskMessage, tasks::task_to_message};
     use serde_json::{Value, json};
 
     use super::*;
+
+    /// What Python Celery 5.7 (kombu 5.7) sent to SQS for
+    /// `send_task('tasks.add', args=(2, 3), task_id='11111111-...')` on queue `golden.capture`:
+    /// the SQS body as it arrived.
+    const KOMBU_TASK: &str = include_str!("../tests/fixtures/kombu_celery_task.sqs");
+
+    fn task_of(opened: &Opened) -> TaskMessage {
+        let mut properties = broker_core::celery::TaskProperties::default();
+        properties
+            .correlation_id
+            .clone_from(&opened.properties.correlation_id);
+        properties.reply_to.clone_from(&opened.properties.reply_to);
+        TaskMessage::decode_parts(&opened.headers, &properties, &opened.payload).unwrap()
+    }
+
+    #[test]
+    fn a_task_kombu_sent_opens_to_the_task_celery_meant() {
+        let opened = open(KOMBU_TASK.trim()).unwrap();
+        assert_eq!(
+            opened.properties.content_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(opened.properties.content_encoding.as_deref(), Some("utf-8"));
+        let task = task_of(&opened);
+        assert_eq!(task.headers.task, "tasks.add");
+        assert_eq!(task.headers.id, "11111111-2222-3333-4444-555555555555");
+        assert_eq!(task.args, vec![json!(2), json!(3)]);
+        assert!(task.kwargs.is_empty());
+        assert_eq!(opened.ordering_key, None);
+    }
+
+    #[test]
+    fn the_same_task_sealed_here_is_kombus_envelope_but_for_its_random_delivery_tag() {
+        let theirs = envelope_json(KOMBU_TASK.trim());
+        let task = task_of(&open(KOMBU_TASK.trim()).unwrap());
+        let message = task_to_message(&task, Delay::Unsupported).unwrap();
+        let ours = envelope_json(&seal(&message, "golden.capture").unwrap());
+        let body = |envelope: &Value| -> Value {
+            let text = STANDARD.decode(envelope["body"].as_str().unwrap()).unwrap();
+            serde_json::from_slice(&text).unwrap()
+        };
+        assert_eq!(body(&ours), body(&theirs), "the Celery body, JSON-equal");
+        let without = |mut envelope: Value| {
+            envelope.as_object_mut().unwrap().remove("body");
+            envelope["properties"]
+                .as_object_mut()
+                .unwrap()
+                .remove("delivery_tag");
+            envelope
+        };
+        assert_eq!(without(ours), without(theirs));
+    }
 
     fn envelope_json(sqs_body: &str) -> Value {
         serde_json::from_slice(&STANDARD.decode(sqs_body).unwrap()).unwrap()

@@ -10,9 +10,7 @@ use crate::BACKEND;
 /// The kind of an error SQS answered with `code`.
 fn kind_of_code(code: &str) -> ErrorKind {
     match code {
-        "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
-            ErrorKind::QueueNotFound
-        }
+        "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => ErrorKind::QueueNotFound,
         "ReceiptHandleIsInvalid" | "InvalidReceiptHandle" | "MessageNotInflight" => {
             ErrorKind::LeaseLost
         }

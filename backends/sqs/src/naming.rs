@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn a_fifo_queue_dead_letters_to_a_fifo_queue() {
-        assert_eq!(dead_letter_queue("jobs.fifo").as_deref(), Some("jobs.dlq.fifo"));
+        assert_eq!(
+            dead_letter_queue("jobs.fifo").as_deref(),
+            Some("jobs.dlq.fifo")
+        );
         assert_eq!(dead_letter_queue("jobs.dlq.fifo"), None);
         assert_eq!(dead_letter_queue("jobs").as_deref(), Some("jobs.dlq"));
         assert_eq!(dead_letter_queue("jobs.dlq"), None);
