@@ -109,15 +109,27 @@ start_sqs() {
   wait_until sqs 30 sqs_up
 }
 
+# Python Celery with its SQS transport, for the tests that share SQS queues with it.
+CELERY_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/celery/venv"
+install_celery() {
+  "$CELERY_VENV/bin/python" -c 'import celery, kombu.transport.SQS' 2>/dev/null && return
+  say "installing celery[sqs] 5.7 into $CELERY_VENV"
+  rm -rf "$CELERY_VENV"
+  python3 -m venv "$CELERY_VENV" >&2
+  "$CELERY_VENV/bin/pip" install -q --disable-pip-version-check 'celery[sqs]==5.7.0' >&2
+}
+
 start_postgres
 start_redis
 start_rabbitmq
 start_sqs
+install_celery
 
 cat <<ENV
 BROKER_TEST_POSTGRES_URL=postgres://postgres@$HOST:5432/postgres
 BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
 BROKER_TEST_SQS_URL=sqs://test:test@$HOST:$SQS_PORT?is_secure=false
+BROKER_TEST_CELERY_PYTHON=$CELERY_VENV/bin/python
 TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
 ENV
