@@ -22,6 +22,15 @@ rabbitmq_up() {
   [[ "${reply// /}" == 01 ]]
 }
 
+# SQS: moto's server, a JSON-protocol ListQueues must answer 200.
+SQS_PORT=9324
+sqs_up() {
+  [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' -X POST "http://$HOST:$SQS_PORT/" \
+        -H 'Content-Type: application/x-amz-json-1.0' -H 'X-Amz-Target: AmazonSQS.ListQueues' \
+        -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0' \
+        -d '{}' 2>/dev/null)" == 200 ]]
+}
+
 wait_until() { # NAME SECONDS PROBE
   local name=$1 seconds=$2 probe=$3 waited=0
   until "$probe"; do
@@ -29,6 +38,13 @@ wait_until() { # NAME SECONDS PROBE
     sleep 0.1; waited=$((waited + 1))
   done
   say "$name answers"
+}
+
+install_missing_package() { # PACKAGE
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || fail "install $1"
+  say "installing $1"
+  if [[ -z "${APT_UPDATED:-}" ]]; then apt-get update -qq >&2; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >&2
 }
 
 install_missing() { # COMMAND PACKAGE
@@ -70,28 +86,61 @@ start_rabbitmq() {
   wait_until rabbitmq 120 rabbitmq_up
 }
 
-# Python Celery, for the tests that check what it reads and writes: a virtualenv of its own,
-# outside the repository, with the versions the golden fixtures were made with.
+# moto's server alone, in its own virtualenv: moto[server] would pull in every AWS service.
+start_sqs() {
+  sqs_up && { say "sqs answers"; return; }
+  local home="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/moto"
+  local venv="$home/venv"
+  if ! "$venv/bin/python" -c 'import moto, flask, flask_cors' 2>/dev/null; then
+    say "installing moto 5.2.5 into $venv"
+    mkdir -p "$home"
+    if ! python3 -m venv "$venv" >&2 2>/dev/null; then
+      rm -rf "$venv"
+      install_missing_package python3-venv
+      python3 -m venv "$venv" >&2
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      moto==5.2.5 Flask==3.1.3 flask-cors==6.0.5 Werkzeug==3.1.9 >&2
+  fi
+  say "starting moto on $HOST:$SQS_PORT"
+  mkdir -p "$home"
+  nohup setsid "$venv/bin/python" "$(cd "$(dirname "$0")" && pwd)/moto_server.py" -H "$HOST" -p "$SQS_PORT" \
+    >>"$home/moto.log" 2>&1 </dev/null &
+  wait_until sqs 30 sqs_up
+}
+
+# Python Celery, for the tests that share queues and results with it: a virtualenv of its own,
+# outside the repository, with the versions the golden fixtures were made with, its Redis and
+# SQS transports, and SQLAlchemy with a PostgreSQL driver for its database result backend.
 CELERY_VENV=${BROKER_TEST_CELERY_VENV:-$HOME/.cache/brokers/celery-venv}
-celery_ready() { "$CELERY_VENV/bin/python" -c 'import celery, sqlalchemy, psycopg, redis' 2>/dev/null; }
-start_celery_venv() {
+celery_ready() {
+  "$CELERY_VENV/bin/python" -c 'import celery, kombu.transport.SQS, redis, sqlalchemy, psycopg' 2>/dev/null
+}
+install_celery() {
   celery_ready && { say "python celery is installed"; return; }
-  command -v python3 >/dev/null || fail "python3 is missing; install python3 and python3-venv"
   say "installing python celery into $CELERY_VENV"
-  python3 -m venv "$CELERY_VENV" >&2 || fail "python3 -m venv failed; install python3-venv"
-  "$CELERY_VENV/bin/pip" install -q 'celery[redis]==5.7.0' 'sqlalchemy==2.1.9' 'psycopg[binary]==3.3.9' >&2
+  rm -rf "$CELERY_VENV"
+  if ! python3 -m venv "$CELERY_VENV" >&2 2>/dev/null; then
+    rm -rf "$CELERY_VENV"
+    install_missing_package python3-venv
+    python3 -m venv "$CELERY_VENV" >&2
+  fi
+  "$CELERY_VENV/bin/pip" install -q --disable-pip-version-check \
+    'celery[redis,sqs]==5.7.0' 'sqlalchemy==2.1.9' 'psycopg[binary]==3.3.9' >&2
   celery_ready || fail "python celery did not install into $CELERY_VENV"
 }
 
 start_postgres
 start_redis
 start_rabbitmq
-start_celery_venv
+start_sqs
+install_celery
 
 cat <<ENV
 BROKER_TEST_POSTGRES_URL=postgres://postgres@$HOST:5432/postgres
 BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
-TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
+BROKER_TEST_SQS_URL=sqs://test:test@$HOST:$SQS_PORT?is_secure=false
 BROKER_TEST_CELERY_PYTHON=$CELERY_VENV/bin/python
+TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
 ENV

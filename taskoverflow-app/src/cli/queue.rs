@@ -3,10 +3,16 @@
 //! `--send` publishes 100 messages `"<prepend>Message <n>"` (n = 0..99), each carrying the
 //! client name in header `client`; on a `.fifo` queue they all go to ordering group `default`
 //! and are deduplicated by content. `--receive` prints `<client>: <body>` for each message and
-//! acks it, until Ctrl-C (or `--limit`). Running it against different brokers shows how
-//! their ordering and deduplication differ.
+//! acks it, until Ctrl-C (or `--limit`, or `--idle` seconds without a message), then the
+//! summary line `received N, out of order K, duplicates D`. Running it against different
+//! brokers shows how their ordering and deduplication differ.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    sync::Arc,
+    time::Duration,
+};
 
 use broker_core::{Broker, ErrorKind, Message, Queue};
 use clap::Args;
@@ -48,6 +54,10 @@ pub struct QueueArgs {
     /// Stop receiving after this many messages (default: until Ctrl-C).
     #[arg(long)]
     pub limit: Option<usize>,
+
+    /// Stop receiving once nothing arrived for this many seconds (default: wait on).
+    #[arg(long)]
+    pub idle: Option<u64>,
 
     /// Broker URL; the embedded broker only lives as long as this command.
     #[arg(long = "broker-url", env = "CELERY_BROKER_URL", hide_env_values = true)]
@@ -143,27 +153,109 @@ async fn send(args: &QueueArgs, queue: &Queue) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// What a receiver saw: how many messages, how many came after a later one of the same
+/// sender, and how many repeated a body already received.
+#[derive(Debug, Default)]
+pub struct Tally {
+    received: usize,
+    out_of_order: usize,
+    duplicates: usize,
+    last_of_sender: HashMap<String, usize>,
+    bodies: HashSet<String>,
+}
+
+impl Tally {
+    /// Counts one message `body` from `client`. A body ending in its number (`Message 7`)
+    /// is out of order when the same sender's last message had a higher number.
+    pub fn record(&mut self, client: &str, body: &str) {
+        self.received += 1;
+        if !self.bodies.insert(body.to_owned()) {
+            self.duplicates += 1;
+        }
+        let number = body
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(number) = number {
+            if let Some(last) = self.last_of_sender.insert(client.to_owned(), number) {
+                if number < last {
+                    self.out_of_order += 1;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {}, out of order {}, duplicates {}",
+            self.received, self.out_of_order, self.duplicates
+        )
+    }
+}
+
 async fn receive(args: &QueueArgs, queue: &Queue) -> Result<(), QueueError> {
-    let mut received = 0;
+    let mut tally = Tally::default();
     let stop = broker_core::worker::shutdown_signal();
     tokio::pin!(stop);
-    while args.limit.is_none_or(|limit| received < limit) {
-        let want = args.limit.map_or(10, |limit| (limit - received).min(10));
+    let mut idle = Duration::ZERO;
+    while args.limit.is_none_or(|limit| tally.received < limit)
+        && args
+            .idle
+            .is_none_or(|seconds| idle < Duration::from_secs(seconds))
+    {
+        let want = args
+            .limit
+            .map_or(10, |limit| (limit - tally.received).min(10));
+        let started = tokio::time::Instant::now();
         let deliveries = tokio::select! {
             got = queue.receive(want, Duration::from_secs(1)) => got.map_err(|e| missing(&args.name, e))?,
             () = &mut stop => break,
         };
+        if deliveries.is_empty() {
+            idle += started.elapsed();
+        } else {
+            idle = Duration::ZERO;
+        }
         for delivery in deliveries {
             let client = delivery
                 .header_str("client")
                 .unwrap_or("unknown")
                 .to_owned();
-            println!("{client}: {}", String::from_utf8_lossy(delivery.payload()));
-            received += 1;
+            let body = String::from_utf8_lossy(delivery.payload()).into_owned();
+            println!("{client}: {body}");
+            tally.record(&client, &body);
             if let Err(failed) = delivery.ack().await {
                 tracing::warn!(error = %failed.error, "could not ack; the message will come back");
             }
         }
     }
+    println!("{tally}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_repeated_bodies_and_numbers_going_back_per_sender() {
+        let mut tally = Tally::default();
+        for (client, body) in [
+            ("alice", "Message 0"),
+            ("alice", "Message 2"),
+            ("bob", "Message 1"),
+            ("alice", "Message 1"),
+            ("bob", "Message 0"),
+            ("alice", "Message 2"),
+        ] {
+            tally.record(client, body);
+        }
+        assert_eq!(
+            tally.to_string(),
+            "received 6, out of order 2, duplicates 3"
+        );
+    }
 }
