@@ -155,7 +155,8 @@ impl SqsBroker {
     /// duplicates possible, delays up to 15 minutes. FIFO queues: order per message group (the
     /// ordering key) and deduplication for 5 minutes, but no per-message delay. Both: a lease
     /// of the visibility timeout, extensible, receipt handles that may still settle a message
-    /// after their lease, a dead-letter queue after `max_receives`, and SQS's durable storage.
+    /// after their lease, a dead-letter queue after `max_receives`, SQS's durable storage, and
+    /// a waiting long poll that returns as soon as a message arrives.
     #[must_use]
     pub fn capabilities_for(config: &SqsConfig) -> Capabilities {
         let fifo = config.queue_kind == QueueKind::Fifo;
@@ -190,6 +191,7 @@ impl SqsBroker {
             persistence: Persistence::Durable,
             max_batch: MAX_BATCH,
             max_payload: MAX_PAYLOAD,
+            idle_pickup: Duration::from_secs(1),
         }
     }
 
