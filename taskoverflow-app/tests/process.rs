@@ -511,6 +511,32 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
     .await;
 }
 
+#[tokio::test]
+async fn calendar_flow_runs_on_kafka_with_results_in_postgres() {
+    // The docker-compose alternative: a Kafka topic per queue, results in PostgreSQL.
+    let (Some(kafka), Some(postgres)) = (external("kafka"), external("postgres")) else {
+        return;
+    };
+    let schema = Schema::new(&postgres);
+    let results = with_option(
+        &format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        ),
+        "schema",
+        &schema.name,
+    );
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", kafka),
+        ("CELERY_RESULT_BACKEND", results),
+        (
+            "CELERY_DEFAULT_QUEUE",
+            format!("ical-{}", fastrand::u32(..)),
+        ),
+    ])
+    .await;
+}
+
 /// The queue demo against `url`: the hundred messages come back in publish order.
 fn queue_demo_round_trip(url: &str) {
     let name = format!("demo-{:x}", fastrand::u64(..));

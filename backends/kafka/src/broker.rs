@@ -13,9 +13,9 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter,
-    Deduplication, Delay, DeliveryGuarantee, Error, ErrorKind, Message, NackAction, Operation,
-    Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
+    Delay, DeliveryGuarantee, Error, ErrorKind, Message, NackAction, Operation, Ordering,
+    Persistence, Received, Redelivery, Result, StaleTokens,
 };
 use futures::future::join_all;
 use rdkafka::{
@@ -84,7 +84,14 @@ impl KafkaBroker {
         let bootstrap = config.bootstrap_servers();
         tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, ROUND_TRIP))
             .await
-            .map_err(|e| Error::new(ErrorKind::Backend, BACKEND, Operation::Connect, e.to_string()))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    BACKEND,
+                    Operation::Connect,
+                    e.to_string(),
+                )
+            })?
             .map_err(|e| connect_error(&bootstrap, &e))?;
         let capabilities = capabilities(&config);
         Ok(Self {
@@ -180,7 +187,13 @@ impl KafkaBroker {
     }
 
     /// Publishes a copy of `record` to the dead-letter topic of `queue` with `reason`.
-    async fn dead_letter(&self, operation: Operation, queue: &str, record: &Record, reason: &str) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        operation: Operation,
+        queue: &str,
+        record: &Record,
+        reason: &str,
+    ) -> Result<()> {
         let Some(dlq) = self.dead_letter_queue(queue) else {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -205,7 +218,9 @@ impl KafkaBroker {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the backend keeps with `config`.
@@ -336,7 +351,9 @@ impl Broker for KafkaBroker {
         let taken = consumer.receive(capacity, wait).await?;
         let mut received = Vec::with_capacity(taken.len());
         for taken in taken {
-            if taken.receive_count > self.config.max_receives && self.exhausted(queue, taken.receive_count) {
+            if taken.receive_count > self.config.max_receives
+                && self.exhausted(queue, taken.receive_count)
+            {
                 let reason = format!(
                     "received {} times; max_receives is {}",
                     taken.receive_count, self.config.max_receives
@@ -378,7 +395,9 @@ impl Broker for KafkaBroker {
                 ErrorKind::LeaseLost,
                 BACKEND,
                 Operation::Nack,
-                format!("the delivery's partition of `{queue}` went to another consumer, which delivers it again"),
+                format!(
+                    "the delivery's partition of `{queue}` went to another consumer, which delivers it again"
+                ),
             ));
         };
         match action {
@@ -386,7 +405,9 @@ impl Broker for KafkaBroker {
                 self.dead_letter(Operation::Nack, queue, &record, reason)
                     .await?;
             }
-            NackAction::Requeue | NackAction::RequeueAfter(_) if self.exhausted(queue, receive_count) => {
+            NackAction::Requeue | NackAction::RequeueAfter(_)
+                if self.exhausted(queue, receive_count) =>
+            {
                 let reason = format!(
                     "received {receive_count} times; max_receives is {}",
                     self.config.max_receives

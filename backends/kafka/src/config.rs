@@ -158,7 +158,10 @@ impl KafkaConfig {
         let optional = [
             ("sasl.mechanism", self.sasl_mechanism.as_deref()),
             ("sasl.username", self.sasl_username.as_deref()),
-            ("sasl.password", self.sasl_password.as_ref().map(Secret::expose)),
+            (
+                "sasl.password",
+                self.sasl_password.as_ref().map(Secret::expose),
+            ),
             ("ssl.ca.location", self.ssl_ca_location.as_deref()),
             (
                 "ssl.certificate.location",

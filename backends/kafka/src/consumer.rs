@@ -73,7 +73,10 @@ pub(crate) struct Token {
 
 impl Token {
     pub(crate) fn of(taken: &Taken) -> AckToken {
-        AckToken::new(format!("{}:{}:{}", taken.partition, taken.offset, taken.epoch))
+        AckToken::new(format!(
+            "{}:{}:{}",
+            taken.partition, taken.offset, taken.epoch
+        ))
     }
 
     pub(crate) fn parse(operation: Operation, token: &AckToken) -> Result<Self> {
@@ -81,7 +84,8 @@ impl Token {
         let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok());
         match (next(), next(), next()) {
             (Some(partition), Some(offset), Some(epoch)) => Ok(Self {
-                partition: i32::try_from(partition).map_err(|_| bad_token(operation, token.as_str()))?,
+                partition: i32::try_from(partition)
+                    .map_err(|_| bad_token(operation, token.as_str()))?,
                 offset,
                 epoch: u64::try_from(epoch).map_err(|_| bad_token(operation, token.as_str()))?,
             }),
@@ -134,7 +138,11 @@ impl QueueConsumer {
     /// partition leave in offset order; a delayed record waits (in memory) until it is due.
     /// Before they are returned, the group's handed-out mark is committed, so that whoever
     /// reads them again after a crash counts them as redelivered.
-    pub(crate) async fn receive(&self, capacity: &Capacity<'_>, wait: Duration) -> Result<Vec<Taken>> {
+    pub(crate) async fn receive(
+        &self,
+        capacity: &Capacity<'_>,
+        wait: Duration,
+    ) -> Result<Vec<Taken>> {
         let _one_at_a_time = self.receiving.lock().await;
         let deadline = Instant::now() + wait;
         let mut taken: Vec<Taken> = Vec::new();
@@ -165,7 +173,8 @@ impl QueueConsumer {
             match tokio::time::timeout(limit, self.consumer.recv()).await {
                 Ok(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
-                    let record = Record::read(&message, || format!("{}/{partition}/{offset}", self.topic));
+                    let record =
+                        Record::read(&message, || format!("{}/{partition}/{offset}", self.topic));
                     drop(message);
                     self.resolve().await;
                     lock(&self.partitions).read(partition, offset, record);
@@ -200,14 +209,17 @@ impl QueueConsumer {
             list.add_partition(&self.topic, *partition);
         }
         let consumer = self.consumer.clone();
-        let committed = tokio::task::spawn_blocking(move || consumer.committed_offsets(list, ROUND_TRIP))
-            .await
-            .ok()
-            .and_then(|found| {
-                found
-                    .inspect_err(|e| tracing::warn!(error = %e, "cannot read committed offsets"))
-                    .ok()
-            });
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.committed_offsets(list, ROUND_TRIP))
+                .await
+                .ok()
+                .and_then(|found| {
+                    found
+                        .inspect_err(
+                            |e| tracing::warn!(error = %e, "cannot read committed offsets"),
+                        )
+                        .ok()
+                });
         let mut partitions = lock(&self.partitions);
         for (partition, epoch) in unresolved {
             let found = committed

@@ -12,7 +12,9 @@ use crate::BACKEND;
 pub(crate) fn from_kafka(operation: Operation, err: &KafkaError) -> Error {
     let kind = match err {
         KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => ErrorKind::Configuration,
-        _ => err.rdkafka_error_code().map_or(ErrorKind::Backend, classify),
+        _ => err
+            .rdkafka_error_code()
+            .map_or(ErrorKind::Backend, classify),
     };
     Error::new(kind, BACKEND, operation, redact(&err.to_string()))
 }

@@ -136,7 +136,13 @@ impl Partitions {
 
     /// The group committed `committed` for `partition` with the handed-out mark `handed`, as
     /// read in `epoch`.
-    pub(crate) fn resolve(&mut self, partition: i32, epoch: u64, committed: Option<i64>, handed: i64) {
+    pub(crate) fn resolve(
+        &mut self,
+        partition: i32,
+        epoch: u64,
+        committed: Option<i64>,
+        handed: i64,
+    ) {
         if let Some(p) = self.assigned.get_mut(&partition)
             && p.epoch == epoch
             && !p.resolved
@@ -218,7 +224,12 @@ impl Partitions {
     }
 
     /// The record a token of `epoch` names and its receive count, while it is still held.
-    pub(crate) fn held(&self, partition: i32, offset: i64, epoch: u64) -> Option<(Arc<Record>, u32)> {
+    pub(crate) fn held(
+        &self,
+        partition: i32,
+        offset: i64,
+        epoch: u64,
+    ) -> Option<(Arc<Record>, u32)> {
         let p = self.assigned.get(&partition).filter(|p| p.epoch == epoch)?;
         p.outstanding
             .get(&offset)
@@ -336,7 +347,11 @@ mod tests {
         let mut partitions = assigned(0, None, 0);
         partitions.read(0, 3, record(0));
         let commits = partitions.commits();
-        assert_eq!(commits.len(), 1, "a group that never committed gets its first commit");
+        assert_eq!(
+            commits.len(),
+            1,
+            "a group that never committed gets its first commit"
+        );
         assert_eq!(commits[0].offset, 3);
         partitions.committed(&commits);
         assert!(partitions.commits().is_empty());

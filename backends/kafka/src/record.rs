@@ -57,7 +57,10 @@ impl Record {
 
     /// Reads a record off the wire. `fallback_id` names a record some other producer wrote
     /// without an id. Headers that are not JSON (another producer's) are kept as strings.
-    pub(crate) fn read(message: &impl rdkafka::Message, fallback_id: impl FnOnce() -> String) -> Self {
+    pub(crate) fn read(
+        message: &impl rdkafka::Message,
+        fallback_id: impl FnOnce() -> String,
+    ) -> Self {
         let mut record = Self {
             id: String::new(),
             payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
@@ -72,7 +75,8 @@ impl Record {
         let mut headers = Map::new();
         if let Some(wire) = message.headers() {
             for header in wire.iter() {
-                let text = || String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
+                let text =
+                    || String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
                 match header.key {
                     ID => record.id = text(),
                     RECEIVES => record.receives = text().parse().unwrap_or(0),

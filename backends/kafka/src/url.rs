@@ -87,9 +87,7 @@ impl KafkaConfig {
                     _ => SecurityProtocol::Plaintext,
                 },
             );
-        let max_delay = options
-            .seconds("max_delay")?
-            .unwrap_or(defaults.max_delay);
+        let max_delay = options.seconds("max_delay")?.unwrap_or(defaults.max_delay);
         let session_timeout = options
             .number("session_timeout", 1..=3600u64)?
             .map_or(defaults.session_timeout, Duration::from_secs);
@@ -101,7 +99,9 @@ impl KafkaConfig {
             replication: options
                 .number("replication", 1..=32)?
                 .unwrap_or(defaults.replication),
-            client_id: options.text("client_id").unwrap_or(defaults.client_id.clone()),
+            client_id: options
+                .text("client_id")
+                .unwrap_or(defaults.client_id.clone()),
             max_receives: options
                 .count("max_receives")?
                 .unwrap_or(defaults.max_receives),
@@ -109,7 +109,10 @@ impl KafkaConfig {
             session_timeout,
             security_protocol,
             sasl_mechanism: options
-                .one_of("sasl_mechanism", &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])?
+                .one_of(
+                    "sasl_mechanism",
+                    &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+                )?
                 .map(str::to_owned),
             sasl_password: parts.password().cloned(),
             sasl_username,
@@ -191,7 +194,10 @@ mod tests {
         assert_eq!(config.max_receives, 2);
         assert_eq!(config.max_delay, Duration::from_millis(60_500));
         assert_eq!(config.session_timeout, Duration::from_secs(10));
-        assert_eq!(config.consumer("q").get("session.timeout.ms"), Some("10000"));
+        assert_eq!(
+            config.consumer("q").get("session.timeout.ms"),
+            Some("10000")
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Kafka backend runs the whole conformance suite against the Kafka-protocol broker named
 //! by `BROKER_TEST_KAFKA_URL` (`scripts/services.sh` starts one on 127.0.0.1:9092).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use broker_core::Broker;
@@ -18,6 +18,9 @@ impl Harness for Kafka {
         let url = endpoint::broker_url(SERVICE)?;
         let config = KafkaConfig {
             max_receives: settings.max_receives,
+            // tansu takes about half the session timeout to form a group; the delay cases
+            // publish a 2 s delay and expect the consumer to be reading before it ends.
+            session_timeout: Duration::from_secs(1),
             ..KafkaConfig::from_url(&url).map_err(|e| Unavailable::new(SERVICE, e.to_string()))?
         };
         let broker = KafkaBroker::connect(config)
