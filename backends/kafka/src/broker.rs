@@ -41,6 +41,8 @@ pub const MAX_BATCH: usize = 500;
 pub const MAX_PAYLOAD: usize = 1_000_000;
 /// The producer's `message.max.bytes`: 1 MiB, what a Kafka broker accepts by default.
 pub(crate) const MAX_RECORD: usize = 1_048_576;
+/// How often `declare_queue` asks whether a topic it created is visible yet.
+const WARM_ATTEMPTS: usize = 20;
 /// How long a metadata or admin request may take.
 const ROUND_TRIP: Duration = Duration::from_secs(10);
 
@@ -286,7 +288,22 @@ impl Broker for KafkaBroker {
                 }
             }
         }
-        lock(&self.topics).extend(names);
+        // Asking for the new topics' metadata now puts their leaders in the producer's cache:
+        // the first publish then does not wait for librdkafka's next topic scan (a second).
+        // A cluster may take a moment to show a new topic; publishing checks again anyway.
+        for name in &names {
+            for _ in 0..WARM_ATTEMPTS {
+                match self.ensure_topic(Operation::DeclareQueue, name).await {
+                    Err(e) if e.kind() == ErrorKind::QueueNotFound => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    found => {
+                        found?;
+                        break;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -299,7 +316,9 @@ impl Broker for KafkaBroker {
             let mut consumers = lock(&self.consumers);
             names.iter().filter_map(|n| consumers.remove(n)).collect()
         };
-        tokio::task::spawn_blocking(move || drop(consumers));
+        // Leave the groups before the topics go: a consumer whose topic vanishes under it
+        // never finishes closing.
+        let _ = tokio::task::spawn_blocking(move || drop(consumers)).await;
         {
             let mut topics = lock(&self.topics);
             for name in &names {

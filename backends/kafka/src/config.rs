@@ -207,6 +207,19 @@ impl KafkaConfig {
     }
 }
 
+impl KafkaConfig {
+    /// The client that records the handed-out marks of `queue`'s group, as the offsets of the
+    /// group `<group>.handed`, which it never joins.
+    pub(crate) fn marks(&self, queue: &str) -> ClientConfig {
+        let mut config = self.client();
+        config
+            .set("group.id", format!("{}.handed", self.group_of(queue)))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        config
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,8 @@ use std::{
 use broker_core::{AckToken, Capacity, Error, ErrorKind, Operation, Result};
 use rdkafka::{
     ClientContext, Message as _, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
-    error::{KafkaError, RDKafkaErrorCode as Code},
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code},
 };
 use tokio::time::Instant;
 
@@ -18,9 +18,12 @@ use crate::{
     BACKEND,
     config::KafkaConfig,
     error::{bad_token, from_kafka},
-    partitions::{Partitions, Settled, Taken, handed_mark},
+    partitions::{Commit, Partitions, Settled, Taken},
     record::{Record, now_ms},
 };
+
+/// The longest single wait for a record.
+const POLL: Duration = Duration::from_millis(100);
 
 /// How long a commit or an offset fetch may take.
 const ROUND_TRIP: Duration = Duration::from_secs(10);
@@ -33,13 +36,27 @@ struct Rebalances {
 
 impl ClientContext for Rebalances {}
 
+impl Rebalances {
+    /// This topic's partitions in `list`. (rdkafka 0.36 reads an empty list's null element
+    /// pointer as a slice, which is undefined behaviour: an empty list is not read.)
+    fn partitions_in(&self, list: &TopicPartitionList) -> Vec<i32> {
+        if list.count() == 0 {
+            return Vec::new();
+        }
+        list.elements_for_topic(&self.topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect()
+    }
+}
+
 impl ConsumerContext for Rebalances {
     fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
         let mut partitions = lock(&self.partitions);
         match rebalance {
             Rebalance::Revoke(list) => {
-                for element in list.elements_for_topic(&self.topic) {
-                    partitions.revoke(element.partition());
+                for partition in self.partitions_in(list) {
+                    partitions.revoke(partition);
                 }
             }
             Rebalance::Error(_) => partitions.revoke_all(),
@@ -50,8 +67,8 @@ impl ConsumerContext for Rebalances {
     fn post_rebalance(&self, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let mut partitions = lock(&self.partitions);
-            for element in list.elements_for_topic(&self.topic) {
-                partitions.assign(element.partition());
+            for partition in self.partitions_in(list) {
+                partitions.assign(partition);
             }
         }
     }
@@ -98,6 +115,9 @@ impl Token {
 pub(crate) struct QueueConsumer {
     topic: String,
     consumer: Arc<StreamConsumer<Rebalances>>,
+    /// A client of the group `<group>.handed`, which no consumer joins: its committed offsets
+    /// are the handed-out marks (see [`partitions`](crate::partitions)).
+    marks: Arc<BaseConsumer>,
     partitions: Arc<Mutex<Partitions>>,
     /// One receive at a time reads the partitions, so each partition is handed out in order.
     receiving: tokio::sync::Mutex<()>,
@@ -126,9 +146,14 @@ impl QueueConsumer {
         consumer
             .subscribe(&[topic])
             .map_err(|e| from_kafka(Operation::Receive, &e))?;
+        let marks: BaseConsumer = config
+            .marks(topic)
+            .create()
+            .map_err(|e| from_kafka(Operation::Receive, &e))?;
         Ok(Self {
             topic: topic.to_owned(),
             consumer: Arc::new(consumer),
+            marks: Arc::new(marks),
             partitions,
             receiving: tokio::sync::Mutex::new(()),
         })
@@ -170,6 +195,9 @@ impl QueueConsumer {
             if let Some(ms) = next_due {
                 limit = limit.min(Duration::from_millis(ms));
             }
+            // rdkafka 0.36's stream can miss the wake-up of a record that arrives while it
+            // waits; short waits bound what that costs.
+            limit = limit.min(POLL);
             match tokio::time::timeout(limit, self.consumer.recv()).await {
                 Ok(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
@@ -189,16 +217,16 @@ impl QueueConsumer {
             }
         }
         if !taken.is_empty() {
-            if let Err(e) = self.commit(Operation::Receive).await {
-                tracing::warn!(topic = %self.topic, error = %e, "the handed-out mark was not committed; a redelivery after a crash may count one receive too few");
+            if let Err(e) = self.mark().await {
+                tracing::warn!(topic = %self.topic, error = %e, "the handed-out mark was not recorded; a redelivery after a crash may count one receive too few");
             }
         }
         Ok(taken)
     }
 
     /// Reads where the group stands on partitions assigned since the last call: the committed
-    /// offset and the handed-out mark in the commit's metadata. When that read fails, the
-    /// partitions count as never handed out (a redelivery may count one receive too few).
+    /// offset and the handed-out mark. When that read fails, the partitions count as never
+    /// handed out (a redelivery may count one receive too few).
     async fn resolve(&self) {
         let unresolved = lock(&self.partitions).unresolved();
         if unresolved.is_empty() {
@@ -209,27 +237,29 @@ impl QueueConsumer {
             list.add_partition(&self.topic, *partition);
         }
         let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.committed_offsets(list, ROUND_TRIP))
-                .await
-                .ok()
-                .and_then(|found| {
-                    found
-                        .inspect_err(
-                            |e| tracing::warn!(error = %e, "cannot read committed offsets"),
-                        )
-                        .ok()
-                });
+        let ask = list.clone();
+        let committed = blocking(move || consumer.committed_offsets(ask, ROUND_TRIP)).await;
+        let marks = self.marks.clone();
+        let marked = blocking(move || marks.committed_offsets(list, ROUND_TRIP)).await;
+        let offset_of = |found: &KafkaResult<TopicPartitionList>, partition| {
+            let found = found
+                .as_ref()
+                .ok()?
+                .find_partition(&self.topic, partition)?;
+            match found.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            }
+        };
+        for found in [&committed, &marked] {
+            if let Err(e) = found {
+                tracing::warn!(topic = %self.topic, error = %e, "cannot read committed offsets");
+            }
+        }
         let mut partitions = lock(&self.partitions);
         for (partition, epoch) in unresolved {
-            let found = committed
-                .as_ref()
-                .and_then(|c| c.find_partition(&self.topic, partition));
-            let (offset, handed) = found.map_or((None, 0), |e| match e.offset() {
-                Offset::Offset(offset) => (Some(offset), handed_mark(e.metadata())),
-                _ => (None, handed_mark(e.metadata())),
-            });
-            partitions.resolve(partition, epoch, offset, handed);
+            let handed = offset_of(&marked, partition).unwrap_or(0);
+            partitions.resolve(partition, epoch, offset_of(&committed, partition), handed);
         }
     }
 
@@ -268,27 +298,17 @@ impl QueueConsumer {
         Ok(())
     }
 
-    /// Commits every partition whose watermark or handed-out mark moved. A commit refused
-    /// because the group is rebalancing is dropped: the partition's next owner reads again
-    /// from the last commit (at least once).
+    /// Commits every partition whose watermark moved. A commit refused because the group is
+    /// rebalancing is dropped: the partition's next owner reads again from the last commit
+    /// (at least once).
     async fn commit(&self, operation: Operation) -> Result<()> {
         let commits = lock(&self.partitions).commits();
         if commits.is_empty() {
             return Ok(());
         }
-        let mut list = TopicPartitionList::with_capacity(commits.len());
-        for commit in &commits {
-            list.add_partition_offset(&self.topic, commit.partition, Offset::Offset(commit.offset))
-                .map_err(|e| from_kafka(operation, &e))?;
-            if let Some(mut element) = list.find_partition(&self.topic, commit.partition) {
-                element.set_metadata(commit.metadata());
-            }
-        }
+        let list = self.list(operation, &commits)?;
         let consumer = self.consumer.clone();
-        let outcome = tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Backend, BACKEND, operation, e.to_string()))?;
-        match outcome {
+        match blocking(move || consumer.commit(&list, CommitMode::Sync)).await {
             Ok(()) => {
                 lock(&self.partitions).committed(&commits);
                 Ok(())
@@ -300,8 +320,43 @@ impl QueueConsumer {
             Err(e) => Err(from_kafka(operation, &e)),
         }
     }
+
+    /// Records the handed-out mark of every partition that handed out records past it.
+    async fn mark(&self) -> Result<()> {
+        let marks = lock(&self.partitions).marks();
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let list = self.list(Operation::Receive, &marks)?;
+        let client = self.marks.clone();
+        blocking(move || client.commit(&list, CommitMode::Sync))
+            .await
+            .map_err(|e| from_kafka(Operation::Receive, &e))?;
+        lock(&self.partitions).marked(&marks);
+        Ok(())
+    }
+
+    fn list(&self, operation: Operation, commits: &[Commit]) -> Result<TopicPartitionList> {
+        let mut list = TopicPartitionList::with_capacity(commits.len());
+        for commit in commits {
+            list.add_partition_offset(&self.topic, commit.partition, Offset::Offset(commit.offset))
+                .map_err(|e| from_kafka(operation, &e))?;
+        }
+        Ok(list)
+    }
 }
 
+/// Runs a blocking librdkafka call off the async threads. A call that cannot run (the
+/// runtime is shutting down) fails as the client's own shutdown would.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> KafkaResult<T> + Send + 'static,
+) -> KafkaResult<T> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
+
+/// Whether a commit failed because the group is rebalancing.
 fn is_rebalance(err: &KafkaError) -> bool {
     matches!(
         err.rdkafka_error_code(),

@@ -7,9 +7,12 @@
 //! it, and tokens of that epoch settle nothing (the new owner reads the partition again from
 //! its committed offset).
 //!
-//! The commit also records, as its metadata, one past the highest offset any consumer of the
-//! group handed out. A consumer that is assigned the partition later knows that records below
-//! that mark were handed out before: they are redeliveries, and count one more receive.
+//! Beside the commit, a consumer records the handed-out mark of each partition: one past the
+//! highest offset any consumer of the group handed out. It is committed as the offset of a
+//! second group that no consumer joins, `<group>.handed` (commit metadata would be the natural
+//! place, but not every Kafka-protocol broker keeps it). A consumer that is assigned the
+//! partition later knows that records below the mark were handed out before: they are
+//! redeliveries, and count one more receive.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,9 +20,6 @@ use std::{
 };
 
 use crate::record::Record;
-
-/// The commit metadata that records the handed-out mark.
-const HANDED_PREFIX: &str = "handed:";
 
 /// A record read from a partition and not yet settled.
 #[derive(Debug)]
@@ -64,27 +64,12 @@ pub(crate) struct Taken {
     pub(crate) receive_count: u32,
 }
 
-/// An offset to commit for a partition, with its handed-out mark as metadata.
+/// An offset to commit for a partition: its watermark, or its handed-out mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Commit {
     pub(crate) partition: i32,
     pub(crate) epoch: u64,
     pub(crate) offset: i64,
-    pub(crate) handed: i64,
-}
-
-impl Commit {
-    pub(crate) fn metadata(&self) -> String {
-        format!("{HANDED_PREFIX}{}", self.handed)
-    }
-}
-
-/// The handed-out mark in a commit's metadata; 0 when there is none.
-pub(crate) fn handed_mark(metadata: &str) -> i64 {
-    metadata
-        .strip_prefix(HANDED_PREFIX)
-        .and_then(|mark| mark.parse().ok())
-        .unwrap_or(0)
 }
 
 /// What settling a token did.
@@ -251,21 +236,47 @@ impl Partitions {
         }
     }
 
-    /// What to commit: every partition whose watermark or handed-out mark moved past what the
-    /// group has committed.
+    /// The watermarks to commit: every partition whose watermark moved past what the group
+    /// has committed.
     pub(crate) fn commits(&self) -> Vec<Commit> {
+        self.resolved(|p| {
+            let offset = p.watermark()?;
+            p.committed.is_none_or(|c| offset > c).then_some(offset)
+        })
+    }
+
+    /// Records that `commits` reached the group (those of partitions still in that epoch).
+    pub(crate) fn committed(&mut self, commits: &[Commit]) {
+        for (p, offset) in self.matching(commits) {
+            p.committed = Some(p.committed.map_or(offset, |c| c.max(offset)));
+        }
+    }
+
+    /// The handed-out marks to record: every partition that handed out records past the
+    /// recorded mark.
+    pub(crate) fn marks(&self) -> Vec<Commit> {
+        self.resolved(|p| (p.handed_high > p.handed_committed).then_some(p.handed_high))
+    }
+
+    /// Records that `marks` were recorded.
+    pub(crate) fn marked(&mut self, marks: &[Commit]) {
+        for (p, offset) in self.matching(marks) {
+            p.handed_committed = p.handed_committed.max(offset);
+        }
+    }
+
+    /// One commit per resolved partition for which `offset` answers one. A partition whose
+    /// group commit is not known yet commits nothing: it could lower what the group has.
+    fn resolved(&self, offset: impl Fn(&Partition) -> Option<i64>) -> Vec<Commit> {
         let mut commits: Vec<Commit> = self
             .assigned
             .iter()
             .filter(|(_, p)| p.resolved)
             .filter_map(|(&partition, p)| {
-                let offset = p.watermark()?;
-                let moved = p.committed.is_none_or(|c| offset > c);
-                (moved || p.handed_high > p.handed_committed).then_some(Commit {
+                offset(p).map(|offset| Commit {
                     partition,
                     epoch: p.epoch,
                     offset,
-                    handed: p.handed_high,
                 })
             })
             .collect();
@@ -273,16 +284,17 @@ impl Partitions {
         commits
     }
 
-    /// Records that `commits` reached the group (those of partitions still in that epoch).
-    pub(crate) fn committed(&mut self, commits: &[Commit]) {
-        for commit in commits {
-            if let Some(p) = self.assigned.get_mut(&commit.partition)
-                && p.epoch == commit.epoch
-            {
-                p.committed = Some(p.committed.map_or(commit.offset, |c| c.max(commit.offset)));
-                p.handed_committed = p.handed_committed.max(commit.handed);
-            }
-        }
+    /// The partitions of `commits` still in the commit's epoch, with the commit's offset.
+    fn matching<'a>(
+        &'a mut self,
+        commits: &'a [Commit],
+    ) -> impl Iterator<Item = (&'a mut Partition, i64)> + 'a {
+        self.assigned.iter_mut().filter_map(move |(partition, p)| {
+            let commit = commits
+                .iter()
+                .find(|c| c.partition == *partition && c.epoch == p.epoch)?;
+            Some((p, commit.offset))
+        })
     }
 }
 
@@ -329,9 +341,11 @@ mod tests {
         for offset in [11, 12, 14] {
             assert_eq!(partitions.settle(0, offset, epoch), Settled::Now);
         }
-        assert_eq!(commit_offset(&partitions), Some(10));
-        let commits = partitions.commits();
-        partitions.committed(&commits);
+        assert_eq!(
+            commit_offset(&partitions),
+            None,
+            "10 is not settled: the group stays at 10"
+        );
         assert_eq!(partitions.settle(0, 10, epoch), Settled::Now);
         assert_eq!(
             commit_offset(&partitions),
@@ -360,15 +374,19 @@ mod tests {
     #[test]
     fn handing_out_moves_the_mark_that_the_next_owner_reads() {
         let mut partitions = with_read(0..3);
-        let commits = partitions.commits();
-        partitions.committed(&commits);
+        assert!(partitions.marks().is_empty(), "nothing handed out yet");
         partitions.take_due(0, 2);
-        let commits = partitions.commits();
-        assert_eq!(commits.len(), 1);
-        assert_eq!((commits[0].offset, commits[0].handed), (0, 2));
-        assert_eq!(handed_mark(&commits[0].metadata()), 2);
+        let marks = partitions.marks();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(marks[0].offset, 2);
+        assert!(
+            partitions.commits().is_empty(),
+            "nothing settled: the watermark stays"
+        );
+        partitions.marked(&marks);
+        assert!(partitions.marks().is_empty());
 
-        let mut next_owner = assigned(0, Some(0), handed_mark(&commits[0].metadata()));
+        let mut next_owner = assigned(0, Some(0), marks[0].offset);
         for offset in 0..3 {
             next_owner.read(0, offset, record(0));
         }
@@ -419,7 +437,7 @@ mod tests {
         assert_eq!(now.iter().map(|t| t.offset).collect::<Vec<_>>(), [1]);
         assert_eq!(partitions.next_due(500), Some(500));
         partitions.settle(0, 1, now[0].epoch);
-        assert_eq!(commit_offset(&partitions), Some(0), "0 is not settled yet");
+        assert_eq!(commit_offset(&partitions), None, "0 is not settled yet");
         let later = partitions.take_due(1_000, 10);
         assert_eq!(later.iter().map(|t| t.offset).collect::<Vec<_>>(), [0]);
     }
@@ -429,10 +447,15 @@ mod tests {
         let mut partitions = Partitions::default();
         partitions.assign(0);
         partitions.read(0, 0, record(0));
-        partitions.take_due(0, 1);
+        let taken = partitions.take_due(0, 1);
+        partitions.settle(0, 0, taken[0].epoch);
         assert!(
             partitions.commits().is_empty(),
-            "a commit now could lower the group's handed-out mark"
+            "a commit now could go backwards"
+        );
+        assert!(
+            partitions.marks().is_empty(),
+            "a mark now could lower the group's handed-out mark"
         );
     }
 
