@@ -370,9 +370,8 @@ impl Broker for KafkaBroker {
         let taken = consumer.receive(capacity, wait).await?;
         let mut received = Vec::with_capacity(taken.len());
         for taken in taken {
-            if taken.receive_count > self.config.max_receives
-                && self.exhausted(queue, taken.receive_count)
-            {
+            let exhausted = taken.receive_count > self.config.max_receives;
+            if exhausted && self.dead_letter_queue(queue).is_some() {
                 let reason = format!(
                     "received {} times; max_receives is {}",
                     taken.receive_count, self.config.max_receives

@@ -22,9 +22,6 @@ use crate::{
     record::{Record, now_ms},
 };
 
-/// The longest single wait for a record.
-const POLL: Duration = Duration::from_millis(100);
-
 /// How long a commit or an offset fetch may take.
 const ROUND_TRIP: Duration = Duration::from_secs(10);
 
@@ -195,9 +192,6 @@ impl QueueConsumer {
             if let Some(ms) = next_due {
                 limit = limit.min(Duration::from_millis(ms));
             }
-            // rdkafka 0.36's stream can miss the wake-up of a record that arrives while it
-            // waits; short waits bound what that costs.
-            limit = limit.min(POLL);
             match tokio::time::timeout(limit, self.consumer.recv()).await {
                 Ok(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
