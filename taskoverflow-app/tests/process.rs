@@ -514,6 +514,36 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
 }
 
 #[tokio::test]
+async fn calendar_flow_runs_on_kafka_with_results_in_postgres() {
+    // The docker-compose alternative: a Kafka topic per queue, results in PostgreSQL.
+    let (Some(kafka), Some(postgres)) = (external("kafka"), external("postgres")) else {
+        return;
+    };
+    let schema = Schema::new(&postgres);
+    let results = with_option(
+        &format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        ),
+        "result_schema",
+        &schema.name,
+    );
+    // The test broker (tansu) forms a group only after about the session timeout, and keeps
+    // the first worker, stopped while it joins, in the group that long: a short one keeps the
+    // test in seconds.
+    let kafka = with_option(&kafka, "session_timeout", "1");
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", kafka),
+        ("CELERY_RESULT_BACKEND", results),
+        (
+            "CELERY_DEFAULT_QUEUE",
+            format!("ical-{}", fastrand::u32(..)),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
 async fn calendar_flow_runs_on_sqs_with_results_in_postgres() {
     // The course's AWS deployment: CELERY_BROKER_URL=sqs://..., results through Celery's
     // db+postgresql:// scheme; here the SQS emulator stands in for AWS.
