@@ -556,7 +556,7 @@ async fn calendar_flow_runs_on_sqs_with_results_in_postgres() {
             "db+{}",
             postgres.replacen("postgres://", "postgresql://", 1)
         ),
-        "schema",
+        "result_schema",
         &schema.name,
     );
     calendar_flow_with_separate_workers(vec![

@@ -243,6 +243,9 @@ fn capabilities(config: &KafkaConfig) -> Capabilities {
         persistence: Persistence::Transient,
         max_batch: MAX_BATCH,
         max_payload: MAX_PAYLOAD,
+        // A waiting receive polls the consumer, which the fetch returns to as soon as a
+        // record arrives.
+        idle_pickup: Duration::from_secs(1),
     }
 }
 
