@@ -10,5 +10,7 @@ pub fn compiled_in() -> Backends {
     let backends = backends.with(broker_redis::RedisFactory);
     #[cfg(feature = "postgres")]
     let backends = backends.with(broker_postgres::PostgresFactory);
+    #[cfg(feature = "amqp")]
+    let backends = backends.with(broker_amqp::AmqpFactory);
     backends
 }

@@ -511,6 +511,49 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
     .await;
 }
 
+#[tokio::test]
+async fn calendar_flow_runs_on_rabbitmq_with_results_in_redis() {
+    // docker-compose's RabbitMQ alternative: RabbitMQ keeps no results, Redis does.
+    let (Some(amqp), Some(redis)) = (external("amqp"), external("redis")) else {
+        return;
+    };
+    let results = with_option(&redis, "key_prefix", &format!("to-{}:", fastrand::u64(..)));
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", amqp),
+        ("CELERY_RESULT_BACKEND", results),
+        (
+            "CELERY_DEFAULT_QUEUE",
+            format!("ical-{:x}", fastrand::u64(..)),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn calendar_flow_runs_on_rabbitmq_with_results_in_postgres() {
+    let (Some(amqp), Some(postgres)) = (external("amqp"), external("postgres")) else {
+        return;
+    };
+    let schema = Schema::new(&postgres);
+    let results = with_option(
+        &format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        ),
+        "schema",
+        &schema.name,
+    );
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", amqp),
+        ("CELERY_RESULT_BACKEND", results),
+        (
+            "CELERY_DEFAULT_QUEUE",
+            format!("ical-{:x}", fastrand::u64(..)),
+        ),
+    ])
+    .await;
+}
+
 /// The queue demo against `url`: the hundred messages come back in publish order.
 fn queue_demo_round_trip(url: &str) {
     let name = format!("demo-{:x}", fastrand::u64(..));
