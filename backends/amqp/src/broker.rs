@@ -8,6 +8,7 @@ use broker_core::{
     DeliveryGuarantee, Error, ErrorKind, Message, NackAction, Operation, Ordering, Persistence,
     Properties, Received, Redelivery, Result, StaleTokens,
 };
+use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _, future::join_all};
 use lapin::{
     BasicProperties, Confirmation, ExchangeKind,
@@ -235,10 +236,17 @@ impl AmqpBroker {
     /// or the last one ended.
     async fn consumer(&self, session: &Session, queue: &str, room: usize) -> Result<Arc<Consumer>> {
         let mut consumers = session.consumers.lock().await;
-        if let Some(consumer) = consumers.get(queue)
-            && consumer.usable()
-        {
-            return Ok(consumer.clone());
+        if let Some(consumer) = consumers.get(queue) {
+            if consumer.usable() {
+                return Ok(consumer.clone());
+            }
+            // Closing its channel gives the deliveries it still held back to their queue.
+            let channel = consumer.channel.clone();
+            tokio::spawn(async move {
+                if channel.status().connected() {
+                    let _ = channel.close(200, "consumer ended".into()).await;
+                }
+            });
         }
         let consumer = Arc::new(
             Consumer::start(session, queue, room)
@@ -271,9 +279,7 @@ impl AmqpBroker {
             properties,
             receive_count,
         };
-        let DeadLetter::Queue { max_receives } = self.capabilities.dead_letter else {
-            unreachable!("the broker always declares a dead-letter queue")
-        };
+        let max_receives = self.link.config().max_receives;
         if receive_count > max_receives
             && let Some(dlq) = self.dead_letter_queue(queue)
         {
@@ -359,8 +365,6 @@ impl AmqpBroker {
             .map(|c| (session, c, tag)))
     }
 }
-
-use bytes::Bytes;
 
 fn durable_queue() -> QueueDeclareOptions {
     QueueDeclareOptions {
@@ -532,6 +536,9 @@ impl Broker for AmqpBroker {
             } else {
                 break;
             };
+            if !matches!(next, Some(Ok(_))) {
+                consumer.end();
+            }
             let delivery = match next {
                 Some(Ok(delivery)) => delivery,
                 Some(Err(err)) if received.is_empty() => {
@@ -548,7 +555,7 @@ impl Broker for AmqpBroker {
                         ),
                     ));
                 }
-                // Hand out what arrived; the next receive reports the error.
+                // Hand out what arrived; the next receive starts a new consumer.
                 Some(Err(_)) | None => break,
             };
             if let Some(delivery) = self.accept(&session, &consumer, queue, delivery).await? {

@@ -10,7 +10,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Mutex,
-        atomic::{AtomicU16, Ordering},
+        atomic::{AtomicBool, AtomicU16, Ordering},
     },
 };
 
@@ -49,6 +49,8 @@ pub(crate) struct Consumer {
     pub(crate) stream: tokio::sync::Mutex<lapin::Consumer>,
     held: Mutex<BTreeMap<u64, Held>>,
     prefetch: AtomicU16,
+    /// The server cancelled the consumer (its queue was deleted) or its stream failed.
+    ended: AtomicBool,
 }
 
 impl Consumer {
@@ -87,11 +89,18 @@ impl Consumer {
             stream: tokio::sync::Mutex::new(stream),
             held: Mutex::default(),
             prefetch: AtomicU16::new(prefetch),
+            ended: AtomicBool::new(false),
         })
     }
 
+    /// Whether it still receives: its channel is open and its stream has not ended.
     pub(crate) fn usable(&self) -> bool {
-        self.channel.status().connected()
+        self.channel.status().connected() && !self.ended.load(Ordering::Acquire)
+    }
+
+    /// Records that the stream ended or failed: the next receive starts a new consumer.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
     }
 
     /// Sets the prefetch to the deliveries handed out plus `room`, when that changed.
