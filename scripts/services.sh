@@ -80,3 +80,5 @@ BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
 TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
 ENV
+# Python Celery, for the tests that run it against our API and worker.
+echo "TASKOVERFLOW_TEST_CELERY_PYTHON=$("$(dirname "$0")/celery-venv.sh")"
