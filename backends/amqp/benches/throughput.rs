@@ -9,7 +9,8 @@
 //! runtime (16 slots) fed by `Queue::publish_batch` of Celery task messages; the raw side is a
 //! hand-written worker that does what a minimal Celery worker must (read the task's name and
 //! id from the headers, decode the `[args, kwargs, embed]` body, report, ack in batches).
-//! Results go to an in-process store on both sides, so the figure is the broker's.
+//! Neither side keeps results (the framework's store only counts what finished), so the
+//! figure is the broker's and the runtime's.
 //! Needs `BROKER_TEST_AMQP_URL`; without it the benchmark prints why and does nothing. Every
 //! queue it declares is deleted at the end.
 
@@ -25,7 +26,7 @@ use broker_benches::{
     groups,
 };
 use broker_core::{
-    Broker, Delay, Message, Queue,
+    Broker, Delay, Message, Queue, ResultStore, TaskResult,
     celery::TaskMessage,
     tasks::task_to_message,
     worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
@@ -177,8 +178,7 @@ fn publish(c: &mut Criterion, bench: &Bench) {
                 bench.raw_queue(&channel, "bench-publish-raw").await;
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let messages =
-                        (0..batch).map(|_| (payload(), raw_properties(bench_headers())));
+                    let messages = (0..batch).map(|_| (payload(), raw_properties(bench_headers())));
                     raw_publish(&channel, "bench-publish-raw", messages).await;
                 }
                 let took = start.elapsed();
@@ -249,7 +249,12 @@ fn consume_ack(c: &mut Criterion, bench: &Bench) {
                 for _ in 0..iters {
                     let mut last = 0;
                     for _ in 0..batch {
-                        last = consumer.next().await.expect("a delivery").expect("ok").delivery_tag;
+                        last = consumer
+                            .next()
+                            .await
+                            .expect("a delivery")
+                            .expect("ok")
+                            .delivery_tag;
                     }
                     channel
                         .basic_ack(last, BasicAckOptions { multiple: true })
@@ -292,7 +297,12 @@ async fn raw_worker(channel: Channel, queue: &'static str, done: mpsc::Unbounded
             async move {
                 let max = *tags.iter().max().unwrap();
                 channel
-                    .basic_ack(max, BasicAckOptions { multiple: tags.len() > 1 })
+                    .basic_ack(
+                        max,
+                        BasicAckOptions {
+                            multiple: tags.len() > 1,
+                        },
+                    )
                     .await
                     .expect("ack");
             }
@@ -333,6 +343,29 @@ async fn raw_worker(channel: Channel, queue: &'static str, done: mpsc::Unbounded
     runs.abort();
 }
 
+/// A result store that keeps nothing: the raw worker writes no results either.
+#[derive(Debug)]
+struct Discard;
+
+#[async_trait::async_trait]
+impl ResultStore for Discard {
+    fn backend(&self) -> &'static str {
+        "discard"
+    }
+
+    async fn store(&self, _: &TaskResult) -> broker_core::Result<()> {
+        Ok(())
+    }
+
+    async fn fetch(&self, _: &str) -> broker_core::Result<Option<TaskResult>> {
+        Ok(None)
+    }
+
+    async fn forget(&self, _: &str) -> broker_core::Result<()> {
+        Ok(())
+    }
+}
+
 fn end_to_end(c: &mut Criterion, bench: &Bench) {
     let mut group = groups::group(c, "amqp/end_to_end");
     let new_task = || TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
@@ -342,10 +375,7 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
         let queue = bench.framework_queue("bench-e2e").await;
         let worker_queue = bench.framework_queue("bench-e2e").await;
         let (framework_tx, framework_done) = finished::channel();
-        let store = Reporting::new(
-            broker_memory::MemoryResultStore::new(Duration::from_secs(3600)),
-            framework_tx,
-        );
+        let store = Reporting::new(Discard, framework_tx);
         let tasks = TaskRegistry::new().register("noop", |_: TaskRequest| async {
             Ok::<Value, TaskError>(Value::Null)
         });
@@ -360,7 +390,11 @@ fn end_to_end(c: &mut Criterion, bench: &Bench) {
         let raw_channel = bench.raw_channel().await;
         bench.raw_queue(&raw_channel, "bench-e2e-raw").await;
         let (raw_tx, raw_done) = finished::channel();
-        tokio::spawn(raw_worker(bench.raw_channel().await, "bench-e2e-raw", raw_tx));
+        tokio::spawn(raw_worker(
+            bench.raw_channel().await,
+            "bench-e2e-raw",
+            raw_tx,
+        ));
         (framework_done, raw_done, queue, raw_channel)
     });
 

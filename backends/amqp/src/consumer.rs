@@ -16,6 +16,7 @@ use std::{
 
 use broker_core::{Operation, Result};
 use bytes::Bytes;
+use futures::future::join_all;
 use lapin::{
     BasicProperties, Channel,
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
@@ -103,11 +104,13 @@ impl Consumer {
         self.ended.store(true, Ordering::Release);
     }
 
-    /// Sets the prefetch to the deliveries handed out plus `room`, when that changed.
+    /// Raises the prefetch to the deliveries handed out plus `room` when it is lower. It is
+    /// never lowered: a worker's held deliveries plus its free slots stay near its
+    /// concurrency, and each change costs a round trip on the receive path.
     pub(crate) async fn fit_prefetch(&self, room: usize) -> Result<()> {
         let handed_out = self.held.lock().expect("held").len();
         let wanted = clamp(handed_out + room);
-        if self.prefetch.swap(wanted, Ordering::AcqRel) != wanted {
+        if self.prefetch.fetch_max(wanted, Ordering::AcqRel) < wanted {
             self.channel
                 .basic_qos(wanted, BasicQosOptions { global: true })
                 .await
@@ -146,13 +149,10 @@ impl Consumer {
         };
         let result = match multiple {
             Some(max) => self.send_ack(max, true).await,
-            None => {
-                let mut result = Ok(());
-                for tag in valid {
-                    result = result.and(self.send_ack(tag, false).await);
-                }
-                result
-            }
+            None => join_all(valid.iter().map(|tag| self.send_ack(*tag, false)))
+                .await
+                .into_iter()
+                .collect(),
         };
         (result, lost)
     }
