@@ -518,15 +518,14 @@ async fn calendar_flow_runs_on_rabbitmq_with_results_in_redis() {
         return;
     };
     let results = with_option(&redis, "key_prefix", &format!("to-{}:", fastrand::u64(..)));
+    let queue = format!("ical-{:x}", fastrand::u64(..));
     calendar_flow_with_separate_workers(vec![
-        ("CELERY_BROKER_URL", amqp),
+        ("CELERY_BROKER_URL", amqp.clone()),
         ("CELERY_RESULT_BACKEND", results),
-        (
-            "CELERY_DEFAULT_QUEUE",
-            format!("ical-{:x}", fastrand::u64(..)),
-        ),
+        ("CELERY_DEFAULT_QUEUE", queue.clone()),
     ])
     .await;
+    delete_queue(&amqp, &queue).await;
 }
 
 #[tokio::test]
@@ -543,15 +542,26 @@ async fn calendar_flow_runs_on_rabbitmq_with_results_in_postgres() {
         "schema",
         &schema.name,
     );
+    let queue = format!("ical-{:x}", fastrand::u64(..));
     calendar_flow_with_separate_workers(vec![
-        ("CELERY_BROKER_URL", amqp),
+        ("CELERY_BROKER_URL", amqp.clone()),
         ("CELERY_RESULT_BACKEND", results),
-        (
-            "CELERY_DEFAULT_QUEUE",
-            format!("ical-{:x}", fastrand::u64(..)),
-        ),
+        ("CELERY_DEFAULT_QUEUE", queue.clone()),
     ])
     .await;
+    delete_queue(&amqp, &queue).await;
+}
+
+/// Deletes `queue` from the shared broker at `url` once a test is done with it.
+async fn delete_queue(url: &str, queue: &str) {
+    let broker = taskoverflow::backends::compiled_in()
+        .broker(url)
+        .await
+        .expect("the broker opens");
+    broker
+        .delete_queue(queue)
+        .await
+        .expect("the queue is deleted");
 }
 
 /// The queue demo against `url`: the hundred messages come back in publish order.

@@ -109,6 +109,21 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// Deletes the test's queue (and its dead-letter queue) from the shared broker.
+    async fn delete_queue(&self) {
+        let backends = taskoverflow::backends::compiled_in();
+        let broker = backends
+            .broker(&self.env[0].1)
+            .await
+            .expect("the broker opens");
+        broker
+            .delete_queue(&self.env[2].1)
+            .await
+            .expect("the test queue is deleted");
+    }
+}
+
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.folder);
@@ -237,6 +252,7 @@ async fn celery_runs_our_job(service: &'static str) {
     );
     // The Python task writes no DTSTART (ours does): Celery built this calendar.
     assert!(!text.contains("DTSTART"), "not built by Celery: {text}");
+    setup.delete_queue().await;
 }
 
 /// Our worker runs the job Celery sent on `service`'s broker.
@@ -276,6 +292,7 @@ async fn we_run_celerys_job(service: &'static str) {
     // Only our calendar carries the description and the deadline: our worker built it.
     assert!(printed.contains("DESCRIPTION:sent by Celery"), "{printed}");
     assert!(printed.contains("DTSTART"), "{printed}");
+    setup.delete_queue().await;
 }
 
 #[tokio::test]
