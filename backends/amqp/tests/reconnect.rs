@@ -173,3 +173,85 @@ async fn a_consumer_the_server_cancelled_is_started_again_by_the_next_receive() 
     consumer.ack_all(got).await.expect("ack");
     admin.delete_queue(&name).await.expect("delete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_running_through_dropped_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use broker_core::{
+        Delay,
+        celery::TaskMessage,
+        tasks::task_to_message,
+        worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
+    };
+    use serde_json::{Map, Value, json};
+
+    let Some((proxy, config)) = through_proxy().await else {
+        return;
+    };
+    let name = queue_name();
+    let direct = AmqpConfig {
+        endpoint: AmqpConfig::from_url(&endpoint::broker_url("amqp").unwrap())
+            .unwrap()
+            .endpoint,
+        ..config.clone()
+    };
+    let publisher = Arc::new(AmqpBroker::connect(direct).await.expect("connect"));
+    let publishing = Queue::declare(publisher.clone(), name.as_str())
+        .await
+        .expect("declare");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let tasks = TaskRegistry::new().register("count", move |_: TaskRequest| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok::<Value, TaskError>(Value::Null)
+        }
+    });
+    let results = Arc::new(broker_memory::MemoryResultStore::new(Duration::from_secs(
+        60,
+    )));
+    let consuming = Arc::new(AmqpBroker::connect(config).await.expect("connect"));
+    let worker = Worker::new(Queue::new(consuming, name.as_str()), results, tasks).with_options(
+        WorkerOptions {
+            poll_wait: Duration::from_millis(200),
+            ..WorkerOptions::default()
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+
+    let total = 200;
+    for _ in 0..total / 20 {
+        let batch = (0..20)
+            .map(|_| {
+                task_to_message(
+                    &TaskMessage::new("count", vec![json!(1)], Map::new()),
+                    Delay::Unsupported,
+                )
+                .unwrap()
+            })
+            .collect();
+        publishing.publish_batch(batch).await.expect("publish");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        proxy.cut();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ran.load(Ordering::SeqCst) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ran.load(Ordering::SeqCst) >= total,
+        "only {} of {total} tasks ran after ten dropped connections",
+        ran.load(Ordering::SeqCst)
+    );
+    assert!(!running.is_finished(), "the worker stopped");
+    stop.cancel();
+    running
+        .await
+        .expect("the worker task")
+        .expect("a clean stop");
+    publisher.delete_queue(&name).await.expect("delete");
+}
