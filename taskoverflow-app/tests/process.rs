@@ -240,7 +240,7 @@ async fn serve_finishes_queued_calendar_jobs_before_it_exits_on_sigterm() {
 #[test]
 fn a_broker_without_result_store_stops_start_up_saying_what_to_set() {
     let output = taskoverflow(&["serve", "--port", "0", "--memory"])
-        .env("CELERY_BROKER_URL", "sqs://")
+        .env("CELERY_BROKER_URL", "amqp://")
         .output()
         .expect("runs");
     assert!(!output.status.success());
