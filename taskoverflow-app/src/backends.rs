@@ -14,5 +14,7 @@ pub fn compiled_in() -> Backends {
     let backends = backends.with(broker_sqs::SqsFactory);
     #[cfg(feature = "kafka")]
     let backends = backends.with(broker_kafka::KafkaFactory);
+    #[cfg(feature = "amqp")]
+    let backends = backends.with(broker_amqp::AmqpFactory);
     backends
 }

@@ -573,6 +573,60 @@ async fn calendar_flow_runs_on_sqs_with_results_in_postgres() {
     .await;
 }
 
+#[tokio::test]
+async fn calendar_flow_runs_on_rabbitmq_with_results_in_redis() {
+    // docker-compose's RabbitMQ alternative: RabbitMQ keeps no results, Redis does.
+    let (Some(amqp), Some(redis)) = (external("amqp"), external("redis")) else {
+        return;
+    };
+    let results = with_option(&redis, "key_prefix", &format!("to-{}:", fastrand::u64(..)));
+    let queue = format!("ical-{:x}", fastrand::u64(..));
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", amqp.clone()),
+        ("CELERY_RESULT_BACKEND", results),
+        ("CELERY_DEFAULT_QUEUE", queue.clone()),
+    ])
+    .await;
+    delete_queue(&amqp, &queue).await;
+}
+
+#[tokio::test]
+async fn calendar_flow_runs_on_rabbitmq_with_results_in_postgres() {
+    let (Some(amqp), Some(postgres)) = (external("amqp"), external("postgres")) else {
+        return;
+    };
+    let schema = Schema::new(&postgres);
+    let results = with_option(
+        &format!(
+            "db+{}",
+            postgres.replacen("postgres://", "postgresql://", 1)
+        ),
+        "result_schema",
+        &schema.name,
+    );
+    let queue = format!("ical-{:x}", fastrand::u64(..));
+    calendar_flow_with_separate_workers(vec![
+        ("CELERY_BROKER_URL", amqp.clone()),
+        ("CELERY_RESULT_BACKEND", results),
+        ("CELERY_DEFAULT_QUEUE", queue.clone()),
+    ])
+    .await;
+    delete_queue(&amqp, &queue).await;
+}
+
+/// Deletes `queue` from the shared broker at `url` once a test is done with it.
+async fn delete_queue(url: &str, queue: &str) {
+    let broker = taskoverflow::backends::compiled_in()
+        .broker(url)
+        .await
+        .expect("the broker opens");
+    broker
+        .delete_queue(queue)
+        .await
+        .expect("the queue is deleted");
+}
+
+
 /// The queue demo against `url`: the hundred messages come back in publish order.
 fn queue_demo_round_trip(url: &str) {
     let name = format!("demo-{:x}", fastrand::u64(..));

@@ -18,7 +18,7 @@ use broker_core::{
     tasks::{send_task, task_from_delivery},
 };
 use broker_sqs::{SqsBroker, SqsConfig};
-use conformance_tests::{Unavailable, endpoint, skip};
+use conformance_tests::{endpoint, skip};
 use serde_json::{Map, json};
 
 /// The Celery app both directions use; the endpoint comes from the environment.
@@ -49,12 +49,7 @@ struct Setup {
 
 fn setup() -> Option<Setup> {
     let sqs_url = skip::or_skip(endpoint::broker_url("sqs"))?;
-    let python = skip::or_skip(std::env::var("BROKER_TEST_CELERY_PYTHON").map_err(|_| {
-        Unavailable::new(
-            "celery",
-            "BROKER_TEST_CELERY_PYTHON is not set; run `eval \"$(scripts/services.sh)\"`",
-        )
-    }))?;
+    let python = skip::or_skip(endpoint::celery_python())?;
     let config = SqsConfig::from_url(&sqs_url).expect("BROKER_TEST_SQS_URL parses");
     let endpoint = config
         .endpoint
