@@ -626,7 +626,6 @@ async fn delete_queue(url: &str, queue: &str) {
         .expect("the queue is deleted");
 }
 
-
 /// The queue demo against `url`: the hundred messages come back in publish order.
 fn queue_demo_round_trip(url: &str) {
     let name = format!("demo-{:x}", fastrand::u64(..));

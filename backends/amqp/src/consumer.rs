@@ -131,8 +131,13 @@ impl Consumer {
     }
 
     /// Acks `tags` (each handed out and unsettled; the others are returned as lost): with one
-    /// `multiple` ack when no other unsettled delivery of this channel has a lower tag, else
-    /// one by one.
+    /// `multiple` ack when no other delivery of this channel below the highest is held or
+    /// being settled, else one by one.
+    ///
+    /// The tags stay recorded, marked as settling, until their acks are sent: an ack of
+    /// another receiver's batch that runs meanwhile sees them and does not cover them with a
+    /// `multiple` ack, which would make the ack sent here one of an unknown delivery tag (a
+    /// channel error).
     pub(crate) async fn ack(&self, tags: &[u64]) -> (Result<()>, Vec<u64>) {
         let (valid, lost, multiple) = {
             let mut held = self.held.lock().expect("held");
@@ -140,11 +145,14 @@ impl Consumer {
                 .iter()
                 .partition(|tag| held.get(tag).is_some_and(|h| !h.settling));
             for tag in &valid {
-                held.remove(tag);
+                if let Some(entry) = held.get_mut(tag) {
+                    entry.settling = true;
+                }
             }
             let highest = valid.iter().max().copied();
-            let multiple =
-                highest.filter(|max| valid.len() > 1 && held.range(..*max).next().is_none());
+            let multiple = highest.filter(|max| {
+                valid.len() > 1 && held.range(..*max).all(|(tag, _)| valid.contains(tag))
+            });
             (valid, lost, multiple)
         };
         let result = match multiple {
@@ -154,6 +162,10 @@ impl Consumer {
                 .into_iter()
                 .collect(),
         };
+        let mut held = self.held.lock().expect("held");
+        for tag in &valid {
+            held.remove(tag);
+        }
         (result, lost)
     }
 
