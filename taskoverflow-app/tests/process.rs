@@ -437,6 +437,23 @@ async fn calendar_flow_runs_on_redis_with_separate_workers() {
     .await;
 }
 
+/// Celery's `db+postgresql://` form of the test server's `postgres://` URL.
+fn celery_database_url(postgres: &str) -> String {
+    format!(
+        "db+{}",
+        postgres.replacen("postgres://", "postgresql://", 1)
+    )
+}
+
+/// The result backend URL that keeps Celery's result tables in `schema` of the test server.
+fn celery_results(postgres: &str, schema: &Schema) -> String {
+    with_option(
+        &celery_database_url(postgres),
+        "result_schema",
+        &schema.name,
+    )
+}
+
 /// A fresh schema name on the test PostgreSQL, dropped when the guard goes.
 struct Schema {
     admin: String,
@@ -498,14 +515,7 @@ async fn calendar_flow_runs_in_the_seed_deployment_shape_with_results_in_postgre
     };
     let schema = Schema::new(&postgres);
     let broker = with_option(&redis, "key_prefix", &format!("to-{}:", fastrand::u64(..)));
-    let results = with_option(
-        &format!(
-            "db+{}",
-            postgres.replacen("postgres://", "postgresql://", 1)
-        ),
-        "result_schema",
-        &schema.name,
-    );
+    let results = celery_results(&postgres, &schema);
     calendar_flow_with_separate_workers(vec![
         ("CELERY_BROKER_URL", broker),
         ("CELERY_RESULT_BACKEND", results),
@@ -520,14 +530,7 @@ async fn calendar_flow_runs_on_kafka_with_results_in_postgres() {
         return;
     };
     let schema = Schema::new(&postgres);
-    let results = with_option(
-        &format!(
-            "db+{}",
-            postgres.replacen("postgres://", "postgresql://", 1)
-        ),
-        "result_schema",
-        &schema.name,
-    );
+    let results = celery_results(&postgres, &schema);
     // The test broker (tansu) forms a group only after about the session timeout, and keeps
     // the first worker, stopped while it joins, in the group that long: a short one keeps the
     // test in seconds.
@@ -551,14 +554,7 @@ async fn calendar_flow_runs_on_sqs_with_results_in_postgres() {
         return;
     };
     let schema = Schema::new(&postgres);
-    let results = with_option(
-        &format!(
-            "db+{}",
-            postgres.replacen("postgres://", "postgresql://", 1)
-        ),
-        "result_schema",
-        &schema.name,
-    );
+    let results = celery_results(&postgres, &schema);
     calendar_flow_with_separate_workers(vec![
         (
             "CELERY_BROKER_URL",
@@ -596,14 +592,7 @@ async fn calendar_flow_runs_on_rabbitmq_with_results_in_postgres() {
         return;
     };
     let schema = Schema::new(&postgres);
-    let results = with_option(
-        &format!(
-            "db+{}",
-            postgres.replacen("postgres://", "postgresql://", 1)
-        ),
-        "result_schema",
-        &schema.name,
-    );
+    let results = celery_results(&postgres, &schema);
     let queue = format!("ical-{:x}", fastrand::u64(..));
     calendar_flow_with_separate_workers(vec![
         ("CELERY_BROKER_URL", amqp.clone()),
@@ -1020,10 +1009,7 @@ impl CeleryBeside {
         let schema = Schema::new(&postgres);
         let prefix = format!("py-{:x}:", fastrand::u64(..));
         let queue = format!("ical-{:x}", fastrand::u32(..));
-        let results = format!(
-            "db+{}",
-            postgres.replacen("postgres://", "postgresql://", 1)
-        );
+        let results = celery_database_url(&postgres);
         let ours = vec![
             (
                 "CELERY_BROKER_URL",
