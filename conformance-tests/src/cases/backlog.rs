@@ -7,22 +7,22 @@ use tokio::{task::JoinSet, time::Instant};
 
 use super::{Ctx, Skip, text};
 
-/// Receives and acks at once until `total` deliveries arrived or `within` passed; returns the
-/// payloads with how often each arrived, and the receive counts seen.
+/// Receives and acks at once until `total` distinct payloads arrived or `within` passed;
+/// returns each payload's receive counts, one per delivery.
 async fn drain(
     queue: Queue,
     consumers: usize,
     total: usize,
     within: Duration,
-) -> (HashMap<String, usize>, Vec<u32>) {
-    let seen = Arc::new(std::sync::Mutex::new((HashMap::new(), Vec::new())));
+) -> HashMap<String, Vec<u32>> {
+    let seen = Arc::new(std::sync::Mutex::new(HashMap::<String, Vec<u32>>::new()));
     let deadline = Instant::now() + within;
     let mut running = JoinSet::new();
     for _ in 0..consumers {
         let (queue, seen) = (queue.clone(), seen.clone());
         running.spawn(async move {
             while Instant::now() < deadline {
-                if seen.lock().expect("tally").1.len() >= total {
+                if seen.lock().expect("tally").len() >= total {
                     return;
                 }
                 let got = queue
@@ -32,8 +32,9 @@ async fn drain(
                 {
                     let mut seen = seen.lock().expect("tally");
                     for delivery in &got {
-                        *seen.0.entry(text(delivery)).or_insert(0) += 1;
-                        seen.1.push(delivery.receive_count());
+                        seen.entry(text(delivery))
+                            .or_default()
+                            .push(delivery.receive_count());
                     }
                 }
                 queue.ack_all(got).await.expect("prompt acks work");
@@ -41,8 +42,7 @@ async fn drain(
         });
     }
     while running.join_next().await.is_some() {}
-    let (counts, receives) = std::mem::take(&mut *seen.lock().expect("tally"));
-    (counts, receives)
+    std::mem::take(&mut *seen.lock().expect("tally"))
 }
 
 /// One crate timed its ack deadline from *enqueue*, not from receipt: a backlog older than the
@@ -61,20 +61,25 @@ pub(super) async fn a_backlog_older_than_the_lease_is_delivered_once(ctx: Ctx) -
     queue.publish_batch(messages).await.expect("publish");
     tokio::time::sleep(ctx.settings.lease + Duration::from_millis(500)).await;
 
-    let (counts, receives) = drain(queue, 3, total, Duration::from_secs(30)).await;
-    assert_eq!(counts.len(), total, "every message arrives");
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    let received = drain(queue, 3, total, Duration::from_secs(30)).await;
+    assert_eq!(received.len(), total, "every message arrives");
+    let again: Vec<_> = received
+        .iter()
+        .filter(|(_, counts)| counts.as_slice() != [1])
+        .collect();
     assert!(
-        receives.iter().all(|n| *n == 1),
-        "a message older than the lease came with receive count > 1: {receives:?}"
+        again.is_empty(),
+        "delivered more than once, or first with a receive count above 1: {again:?}"
     );
     Ok(())
 }
 
 /// One crate's fetch script failed once 8,000 or more tasks waited ("too many results to
 /// unpack"), so its workers died and nothing drained. Here 20,000 small messages wait, then
-/// four consumers drain them: all arrive, none twice.
+/// four consumers drain them: all arrive, and none is handed out twice as new. A message
+/// handed out again because its lease ran out while a loaded machine worked through the
+/// drain comes back marked (receive count 2): that is the at-least-once promise, counted and
+/// printed, not a failure; a second delivery with receive count 1 is a message invented.
 ///
 /// Shown to fail: with the memory backend's receive returning an error while more than 8,000
 /// messages are ready (an experiment in `MemoryBroker::receive_up_to`), every receive of the
@@ -85,14 +90,21 @@ pub(super) async fn a_large_backlog_drains(ctx: Ctx) -> Result<(), Skip> {
     let messages: Vec<Message> = (0..total).map(|n| Message::new(format!("m{n}"))).collect();
     queue.publish_batch(messages).await.expect("publish");
 
-    let (counts, _) = drain(queue, 4, total, Duration::from_secs(240)).await;
-    let missing = total - counts.len();
+    let received = drain(queue, 4, total, Duration::from_secs(240)).await;
+    let missing = total - received.len();
     assert_eq!(missing, 0, "{missing} of {total} messages never arrived");
-    let twice = counts.values().filter(|n| **n > 1).count();
+    let invented = received
+        .values()
+        .filter(|counts| counts.iter().filter(|n| **n == 1).count() > 1)
+        .count();
     assert_eq!(
-        twice, 0,
-        "{twice} messages arrived twice although acked at once"
+        invented, 0,
+        "{invented} messages were handed out twice as new"
     );
+    let redelivered = received.values().filter(|counts| counts.len() > 1).count();
+    if redelivered > 0 {
+        println!("{redelivered} of {total} messages came back after their lease ran out");
+    }
     Ok(())
 }
 
