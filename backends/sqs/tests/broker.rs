@@ -1,13 +1,14 @@
 //! What the SQS broker does with queues it did not make, and with queues that vanish: the
 //! paths the conformance suite does not reach. Needs `BROKER_TEST_SQS_URL`.
 
+mod support;
+
 use std::{sync::Arc, time::Duration};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_sqs::{Client, config::Credentials, types::QueueAttributeName};
+use aws_sdk_sqs::{Client, types::QueueAttributeName};
 use broker_core::{Broker, ErrorKind, Message, Queue};
 use broker_sqs::{SqsBroker, SqsConfig};
-use conformance_tests::{endpoint, skip};
+use support::fresh;
 
 struct Setup {
     broker: Arc<dyn Broker>,
@@ -15,32 +16,13 @@ struct Setup {
 }
 
 async fn setup() -> Option<Setup> {
-    let url = skip::or_skip(endpoint::broker_url("sqs"))?;
     let config = SqsConfig {
         visibility_timeout: Duration::from_secs(2),
-        ..SqsConfig::from_url(&url).expect("BROKER_TEST_SQS_URL parses")
+        ..support::config()?
     };
-    let (key, secret) = config.credentials.clone().expect("the test URL has keys");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(
-            config
-                .endpoint
-                .clone()
-                .expect("the test URL names the emulator"),
-        )
-        .credentials_provider(Credentials::new(key, secret.expose(), None, None, "test"))
-        .load()
-        .await;
+    let raw = support::raw_client(&config).await;
     let broker: Arc<dyn Broker> = Arc::new(SqsBroker::connect(config).await.expect("connects"));
-    Some(Setup {
-        broker,
-        raw: Client::new(&sdk),
-    })
-}
-
-fn fresh(base: &str) -> String {
-    format!("{base}-{}", uuid::Uuid::new_v4().simple())
+    Some(Setup { broker, raw })
 }
 
 #[tokio::test]
