@@ -9,7 +9,7 @@ use broker_core::{
     Properties, Received, Redelivery, Result, StaleTokens,
 };
 use bytes::Bytes;
-use futures::{FutureExt as _, StreamExt as _, future::join_all};
+use futures::{FutureExt as _, StreamExt as _};
 use lapin::{
     BasicProperties, Confirmation, ExchangeKind,
     message::Delivery as LapinDelivery,
@@ -24,7 +24,7 @@ use crate::{
     AmqpConfig, BACKEND,
     connect::{Link, Session},
     consumer::{Consumer, Stored},
-    error::{backend, closed, from_lapin, invalid_input, lease_lost, queue_not_found},
+    error::{backend, from_lapin, invalid_input, lease_lost, queue_not_found},
     table,
     topology::{self, RECEIVES_HEADER, short},
 };
@@ -128,8 +128,9 @@ impl AmqpBroker {
         from_lapin(operation, err)
     }
 
-    /// Publishes `messages` to `routing_key` through the default exchange, waiting for every
-    /// confirm; at most the window's size are outstanding.
+    /// Publishes `messages` through the default exchange (each to its routing key, a queue of
+    /// `queue`'s) and waits for every confirm, with at most the window's size outstanding.
+    /// `Ok` only when RabbitMQ confirmed every message as stored.
     async fn publish_confirmed(
         &self,
         session: &Session,
@@ -141,46 +142,39 @@ impl AmqpBroker {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let mut messages = messages.into_iter().peekable();
-        while messages.peek().is_some() {
-            let chunk: Vec<_> = messages.by_ref().take(session.window_size).collect();
-            let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            let _permits = session
-                .window
-                .clone()
-                .acquire_many_owned(count)
-                .await
-                .map_err(|_| closed(operation))?;
-            let mut confirms = Vec::with_capacity(chunk.len());
-            for (routing_key, payload, properties) in chunk {
-                let confirm = session
-                    .publisher
-                    .basic_publish("".into(), routing_key, options, payload, properties)
-                    .await
-                    .map_err(|e| self.fail(session, operation, &e))?;
-                confirms.push(confirm);
-            }
-            for confirmation in join_all(confirms).await {
-                match confirmation.map_err(|e| self.fail(session, operation, &e))? {
-                    Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                    Confirmation::Ack(Some(returned)) => {
-                        return Err(if returned.reply_code == 312 {
-                            queue_not_found(operation, queue)
-                        } else {
-                            backend(
-                                operation,
-                                format!("returned by RabbitMQ: {}", returned.reply_text),
-                            )
-                        });
-                    }
-                    Confirmation::Nack(_) => {
-                        return Err(Error::new(
-                            ErrorKind::Unavailable,
-                            BACKEND,
+        let outcomes = session
+            .window
+            .send_all(messages, |(routing_key, payload, properties)| {
+                session.publisher.basic_publish(
+                    "".into(),
+                    routing_key,
+                    options,
+                    payload,
+                    properties,
+                )
+            })
+            .await
+            .map_err(|e| self.fail(session, operation, &e))?;
+        for outcome in outcomes {
+            match outcome.map_err(|e| self.fail(session, operation, &e))? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(returned)) => {
+                    return Err(if returned.reply_code == 312 {
+                        queue_not_found(operation, queue)
+                    } else {
+                        backend(
                             operation,
-                            "RabbitMQ refused to store the message (nack)",
-                        ));
-                    }
+                            format!("returned by RabbitMQ: {}", returned.reply_text),
+                        )
+                    });
+                }
+                Confirmation::Nack(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        BACKEND,
+                        operation,
+                        "RabbitMQ refused to store the message (nack)",
+                    ));
                 }
             }
         }

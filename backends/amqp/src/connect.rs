@@ -22,12 +22,13 @@ use lapin::{
     tcp::OwnedTLSConfig,
     uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo},
 };
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     AmqpConfig, BACKEND,
     consumer::Consumer,
     error::{closed, connect_error, connect_timeout, from_lapin},
+    window::ConfirmWindow,
 };
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -40,9 +41,9 @@ pub(crate) struct Session {
     pub(crate) connection: Connection,
     /// In confirm mode; shared by every publish.
     pub(crate) publisher: Channel,
-    /// Publishes whose confirm is outstanding, at most [`AmqpConfig::confirm_window`].
-    pub(crate) window: Arc<Semaphore>,
-    pub(crate) window_size: usize,
+    /// Publishes on `publisher` whose confirm is outstanding, at most
+    /// [`AmqpConfig::confirm_window`].
+    pub(crate) window: ConfirmWindow,
     /// One consumer per queue received from, each on its own channel.
     pub(crate) consumers: tokio::sync::Mutex<HashMap<String, Arc<Consumer>>>,
 }
@@ -257,8 +258,7 @@ impl Link {
             id: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             connection,
             publisher,
-            window: Arc::new(Semaphore::new(config.confirm_window)),
-            window_size: config.confirm_window,
+            window: ConfirmWindow::new(config.confirm_window),
             consumers: tokio::sync::Mutex::default(),
         }))
     }

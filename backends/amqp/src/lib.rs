@@ -23,6 +23,7 @@ mod factory;
 mod table;
 pub mod topology;
 mod url;
+mod window;
 
 pub use broker::{AmqpBroker, MAX_BATCH, MAX_DELAY, MAX_PAYLOAD};
 pub use config::AmqpConfig;
