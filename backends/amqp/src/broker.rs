@@ -142,6 +142,7 @@ impl AmqpBroker {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
+        let total = messages.len();
         let outcomes = session
             .window
             .send_all(messages, |(routing_key, payload, properties)| {
@@ -155,6 +156,7 @@ impl AmqpBroker {
             })
             .await
             .map_err(|e| self.fail(session, operation, &e))?;
+        let mut refused = 0;
         for outcome in outcomes {
             match outcome.map_err(|e| self.fail(session, operation, &e))? {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
@@ -168,15 +170,19 @@ impl AmqpBroker {
                         )
                     });
                 }
-                Confirmation::Nack(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Unavailable,
-                        BACKEND,
-                        operation,
-                        "RabbitMQ refused to store the message (nack)",
-                    ));
-                }
+                Confirmation::Nack(_) => refused += 1,
             }
+        }
+        if refused > 0 {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                BACKEND,
+                operation,
+                format!(
+                    "RabbitMQ refused to store {refused} of {total} messages for `{queue}` (nack: \
+                     a full queue that rejects publishes, or a broker fault); the others are stored"
+                ),
+            ));
         }
         Ok(())
     }
