@@ -3,116 +3,16 @@
 //! test stops and starts again, never the machine's shared one. Needs `rabbitmq-server`
 //! (installed with the machine's RabbitMQ); the shared server's URL gives the credentials.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod support;
+
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use broker_amqp::{AmqpBroker, AmqpConfig};
 use broker_core::{Broker, Message, Queue};
 use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable, endpoint, run_case, skip};
+use support::private_node::PrivateNode;
 use tokio::time::Instant;
-
-const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
-
-/// A RabbitMQ node of this test's own, with durable storage in its own directory.
-struct PrivateNode {
-    dir: PathBuf,
-    port: u16,
-    dist_port: u16,
-    name: String,
-    server: Mutex<Option<Child>>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl PrivateNode {
-    fn start() -> Result<Self, String> {
-        if !std::path::Path::new(SERVER).exists() {
-            return Err(format!("{SERVER} is not installed"));
-        }
-        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-        let dir = std::env::temp_dir().join(format!("ct-rabbit-{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let node = Self {
-            port: free_port(),
-            dist_port: free_port(),
-            name: format!("ct{id}@localhost"),
-            dir,
-            server: Mutex::new(None),
-        };
-        let config = format!(
-            "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\n",
-            node.port
-        );
-        std::fs::write(node.dir.join("rabbitmq.conf"), config).map_err(|e| e.to_string())?;
-        node.boot()?;
-        Ok(node)
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// Starts the node and waits (at most 60 s) until it accepts connections.
-    fn boot(&self) -> Result<(), String> {
-        let dir = &self.dir;
-        let child = Command::new(SERVER)
-            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
-            .env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("plugins"))
-            .env("RABBITMQ_PID_FILE", dir.join("pid"))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{SERVER} does not start: {e}"))?;
-        *self.server.lock().unwrap() = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err("the private RabbitMQ node did not answer within 60 s".into())
-    }
-
-    /// Stops the node the way its script expects (SIGTERM), waiting until it is gone.
-    fn stop(&self) {
-        if let Some(mut child) = self.server.lock().unwrap().take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&self) -> Result<(), String> {
-        self.stop();
-        self.boot()
-    }
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The node, or why there is none; `None` after a skip (a failure when `BROKER_TEST_REQUIRE`
 /// asks for amqp).
