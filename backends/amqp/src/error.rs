@@ -38,16 +38,28 @@ pub(crate) fn from_lapin(operation: Operation, err: &lapin::Error) -> Error {
 }
 
 /// A connection that could not be opened: `<host:port>: <root cause>`, retryable when the
-/// cause is (a refused or dropped connection, a timeout).
+/// cause is (a refused or dropped connection, a timeout). A failed TLS handshake (a server
+/// certificate that does not verify, a peer that does not speak TLS) is a `Configuration`
+/// error: trying again changes nothing.
 pub(crate) fn connect_error(endpoint: &str, err: &lapin::Error) -> Error {
-    let mapped = from_lapin(Operation::Connect, err);
+    let kind = match err.kind() {
+        // rustls reports what fails in the handshake as invalid data.
+        LapinKind::IOError(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            ErrorKind::Configuration
+        }
+        _ => from_lapin(Operation::Connect, err).kind(),
+    };
     let cause = match err.kind() {
         LapinKind::IOError(io) => io.to_string(),
         LapinKind::ProtocolError(amqp) => amqp.to_string(),
+        // The parser's own message says nothing a user can act on.
+        LapinKind::ParsingError(_) => {
+            "the server's answer is not AMQP 0-9-1 (a TLS listener? then use amqps://)".into()
+        }
         _ => err.to_string(),
     };
     Error::new(
-        mapped.kind(),
+        kind,
         BACKEND,
         Operation::Connect,
         format!("{endpoint}: {}", redact(&cause)),
@@ -122,6 +134,22 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Connection);
         assert!(
             err.to_string().contains("127.0.0.1:1: connection refused"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_tls_handshake_is_a_configuration_error_not_worth_retrying() {
+        let io = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        let err = connect_error("rabbit:5671", &LapinKind::IOError(Arc::new(io)).into());
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string()
+                .contains("rabbit:5671: invalid peer certificate: UnknownIssuer"),
             "{err}"
         );
     }
