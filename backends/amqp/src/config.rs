@@ -12,7 +12,7 @@ pub struct AmqpConfig {
     /// The server. Default `localhost:5672` (`5671` for TLS).
     pub endpoint: HostPort,
     /// Whether the connection uses TLS (`amqps://`), checking the server's certificate against
-    /// the system's roots or [`AmqpConfig::ca_certificates`].
+    /// the system's roots and [`AmqpConfig::ca_certificates`].
     pub tls: bool,
     /// Default `guest`, RabbitMQ's (and kombu's) default user.
     pub username: String,
@@ -34,7 +34,8 @@ pub struct AmqpConfig {
     pub confirm_window: usize,
     /// Receives after which a message that keeps coming back is dead-lettered. Default 5.
     pub max_receives: u32,
-    /// PEM file of certificate authorities to trust for `amqps://` instead of the system's.
+    /// PEM file of certificate authorities to trust for `amqps://` besides the system's roots
+    /// (a private CA). A file without a PEM certificate fails the connection.
     pub ca_certificates: Option<PathBuf>,
 }
 

@@ -226,14 +226,24 @@ impl Link {
         }
         let cert_chain = match &config.ca_certificates {
             None => None,
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                Error::new(
-                    ErrorKind::Configuration,
-                    BACKEND,
-                    Operation::Connect,
-                    format!("cannot read ssl_ca_certs {}: {e}", path.display()),
-                )
-            })?),
+            Some(path) => {
+                let refused = |why: String| {
+                    Error::new(
+                        ErrorKind::Configuration,
+                        BACKEND,
+                        Operation::Connect,
+                        format!("ssl_ca_certs {}: {why}", path.display()),
+                    )
+                };
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| refused(format!("cannot be read: {e}")))?;
+                // The TLS client skips what it cannot parse: a file without a certificate
+                // would otherwise trust nothing more, silently.
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(refused("holds no PEM certificate".into()));
+                }
+                Some(pem)
+            }
         };
         let tls = OwnedTLSConfig {
             identity: None,

@@ -14,7 +14,7 @@
 //! | `confirm_window` | publishes awaiting their confirm at once | 1000 |
 //! | `max_receives` | receives after which a message is dead-lettered | 5 |
 //! | `ssl` | kombu's spelling of TLS: `true` makes `amqp://` use TLS | false |
-//! | `ssl_ca_certs` | TLS only: PEM file of certificate authorities to trust instead of the system's | system roots |
+//! | `ssl_ca_certs` | TLS only: PEM file of certificate authorities to trust besides the system's | system roots only |
 
 use std::path::PathBuf;
 

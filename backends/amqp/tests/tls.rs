@@ -150,3 +150,21 @@ async fn plain_amqp_to_the_tls_port_fails_naming_the_endpoint_and_the_cause() {
     );
     assert!(!shown.contains("guest:guest"), "{shown}");
 }
+
+#[tokio::test]
+async fn ssl_ca_certs_without_a_certificate_fails_before_connecting() {
+    let file = std::env::temp_dir().join(format!("not-a-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, "not a certificate\n").expect("write");
+    // Nothing listens on port 1: only the file can be the cause.
+    let url = format!("amqps://127.0.0.1:1/?ssl_ca_certs={}", file.display());
+
+    let err = AmqpBroker::connect(AmqpConfig::from_url(&url).expect("the URL parses")).await;
+    let _ = std::fs::remove_file(&file);
+
+    let err = err.expect_err("a CA file without a certificate trusts nothing");
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+}
