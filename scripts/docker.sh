@@ -2,7 +2,7 @@
 # A private Docker engine for the tests that start their brokers with testcontainers, for
 # machines without systemd and without an image registry (Debian or Ubuntu, as root):
 #
-#     eval "$(scripts/docker.sh up)"   # start the engine, build the images, print the variables
+#     set -a; eval "$(scripts/docker.sh up)"; set +a   # start the engine, build the images, export
 #     scripts/docker.sh env            # print the variables of the running engine
 #     scripts/docker.sh down           # stop the engine, unmount what it left
 #
@@ -258,7 +258,7 @@ up() {
 }
 
 env_of_running_engine() {
-  engine_answers || fail "no engine answers on $SOCK; run: eval \"\$($0 up)\""
+  engine_answers || fail "no engine answers on $SOCK; start it with: $0 up"
   print_env
 }
 

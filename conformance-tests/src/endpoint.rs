@@ -520,7 +520,7 @@ mod containers {
         }
         Err(
             "no Docker engine: DOCKER_HOST is not set and no Docker socket exists; \
-             `eval \"$(scripts/docker.sh up)\"` starts one on Debian or Ubuntu"
+             `set -a; eval \"$(scripts/docker.sh up)\"; set +a` starts one on Debian or Ubuntu"
                 .to_owned(),
         )
     }
