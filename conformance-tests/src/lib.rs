@@ -8,10 +8,12 @@
 //! with its reason printed, and a case whose gate is met must pass. Nothing undeclared is
 //! assumed.
 //!
-//! Brokers are found by the harness (an environment URL, else testcontainers where a Docker
-//! engine answers). When none is reachable the case is skipped with the reason printed, unless
-//! `BROKER_TEST_REQUIRE` requires the service ([`skip`] has the rule, which every test of the
-//! workspace that needs a service outside its process follows).
+//! Brokers are found by the harness through [`endpoint::broker_url_or_container`]: an
+//! environment URL, else the broker's image started by testcontainers where a Docker engine is
+//! configured ([`endpoint`] says what a test may rely on then). When none is reachable the case
+//! is skipped with the reason printed, unless `BROKER_TEST_REQUIRE` requires the service
+//! ([`skip`] has the rule, which every test of the workspace that needs a service outside its
+//! process follows).
 
 mod cases;
 pub mod endpoint;
@@ -134,12 +136,16 @@ pub fn child_locator() -> Option<String> {
 }
 
 /// The command that re-runs the current test binary as a child consumer process (see
-/// [`run_child`]).
+/// [`run_child`]). The child reaches the brokers this process started in containers: their
+/// URLs are set as `BROKER_TEST_<SERVICE>_URL` (see [`endpoint::running_containers`]).
 #[must_use]
 pub fn child_command(test_path: &str) -> Command {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let mut command = Command::new(exe);
     command.args(["--exact", test_path, "--nocapture", "--test-threads=1"]);
+    for (service, url) in endpoint::running_containers() {
+        command.env(endpoint::url_variable(service), url);
+    }
     command
 }
 

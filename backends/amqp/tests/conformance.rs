@@ -1,5 +1,6 @@
 //! The RabbitMQ backend runs the whole conformance suite against the server named by
-//! `BROKER_TEST_AMQP_URL` (the machine's RabbitMQ, started by `scripts/services.sh`). Every
+//! `BROKER_TEST_AMQP_URL` (the machine's RabbitMQ, started by `scripts/services.sh`; without
+//! it, a `rabbitmq:3` container where a Docker engine publishes ports). Every
 //! case declares its own uniquely named queue, so a child consumer process needs no locator.
 
 use std::sync::Arc;
@@ -7,7 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use broker_amqp::{AmqpBroker, AmqpConfig};
 use broker_core::Broker;
-use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable, endpoint};
+use conformance_tests::{
+    Harness, HarnessFeature, Settings, Unavailable,
+    endpoint::{self, Container},
+};
 
 const SERVICE: &str = "amqp";
 
@@ -38,7 +42,7 @@ impl Harness for RabbitMq {
 
 fn harness() -> RabbitMq {
     RabbitMq {
-        url: endpoint::broker_url(SERVICE),
+        url: endpoint::broker_url_or_container(Container::RabbitMq),
     }
 }
 

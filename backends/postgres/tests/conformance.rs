@@ -1,8 +1,9 @@
 //! The PostgreSQL backend runs the whole conformance suite twice:
 //!
-//! - `conformance`: against the server named by `BROKER_TEST_POSTGRES_URL`, in a fresh schema
-//!   per test (dropped afterwards). It cannot restart that server (others use it), so the
-//!   restart case is skipped there.
+//! - `conformance`: against the server named by `BROKER_TEST_POSTGRES_URL` (without it, a
+//!   `postgres:15` container where a Docker engine is configured), in a fresh schema per test
+//!   (dropped afterwards). It cannot restart that server (others use it), so the restart case
+//!   is skipped there.
 //! - `durable`: against a private server each test starts in a temporary directory, which the
 //!   restart case kills (`pg_ctl stop -m immediate`, as a crash) and starts again.
 //!
@@ -18,7 +19,10 @@ use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
 use conformance_tests::private_postgres::PrivatePostgres;
-use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
+use conformance_tests::{
+    Harness, HarnessFeature, Settings, Unavailable,
+    endpoint::{self, Container},
+};
 use support::TestSchema;
 use tokio::sync::OnceCell;
 
@@ -46,13 +50,14 @@ async fn open_store(config: PostgresConfig) -> Result<Arc<dyn ResultStore>, Unav
 
 /// The shared server, one schema per test.
 struct SharedServer {
+    url: Result<String, Unavailable>,
     schema: TestSchema,
 }
 
 #[async_trait]
 impl Harness for SharedServer {
     async fn broker(&self, settings: Settings) -> Result<Arc<dyn Broker>, Unavailable> {
-        let url = support::url()?;
+        let url = self.url.clone()?;
         open_broker(settings_config(&url, &self.schema.name, settings)).await
     }
 
@@ -66,7 +71,7 @@ impl Harness for SharedServer {
     async fn result_store(&self, expires: Duration) -> Result<Arc<dyn ResultStore>, Unavailable> {
         let config = PostgresConfig {
             result_expires: expires,
-            ..support::config(&support::url()?, &self.schema.name)
+            ..support::config(&self.url.clone()?, &self.schema.name)
         };
         open_store(config).await
     }
@@ -77,11 +82,12 @@ impl Harness for SharedServer {
 }
 
 fn harness() -> SharedServer {
+    let url = endpoint::broker_url_or_container(Container::Postgres);
     let schema = match conformance_tests::child_locator() {
         Some(schema) => TestSchema::borrowed(&schema),
-        None => TestSchema::fresh(),
+        None => TestSchema::fresh_on(url.as_ref().ok()),
     };
-    SharedServer { schema }
+    SharedServer { url, schema }
 }
 
 conformance_tests::suite!(conformance => harness());

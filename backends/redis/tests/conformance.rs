@@ -1,6 +1,7 @@
 //! The Redis backend runs the whole conformance suite twice: against the shared Redis named by
-//! `BROKER_TEST_REDIS_URL` (no persistence), and against a private `redis-server` with an
-//! fsynced append-only file that the harness restarts (so the restart case runs too).
+//! `BROKER_TEST_REDIS_URL` (no persistence; without it, a `redis:7` container where a Docker
+//! engine is configured), and against a private `redis-server` with an fsynced append-only
+//! file that the harness restarts (so the restart case runs too).
 
 mod support;
 
@@ -9,7 +10,10 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
-use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable};
+use conformance_tests::{
+    Harness, HarnessFeature, Settings, Unavailable,
+    endpoint::{self, Container},
+};
 use support::PrivateServer;
 
 /// Where a harness's broker lives. A child consumer process (the crash case) finds the same
@@ -119,7 +123,7 @@ fn random_token() -> String {
 }
 
 fn harness() -> Redis {
-    let server = Server::Shared(support::shared());
+    let server = Server::Shared(endpoint::broker_url_or_container(Container::Redis));
     match conformance_tests::child_locator() {
         Some(token) => Redis {
             server,

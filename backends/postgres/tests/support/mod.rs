@@ -83,8 +83,15 @@ pub(crate) struct TestSchema {
 }
 
 impl TestSchema {
-    /// A new, unique schema name (the schema itself is created by the first broker).
+    /// A new, unique schema name on the shared server (the schema itself is created by the
+    /// first broker).
     pub(crate) fn fresh() -> Self {
+        Self::fresh_on(url().ok().as_ref())
+    }
+
+    /// A new, unique schema name on the server at `url`, where it is dropped (none: nothing to
+    /// drop).
+    pub(crate) fn fresh_on(url: Option<&String>) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -92,7 +99,7 @@ impl TestSchema {
         let unique = uuid::Uuid::new_v4().simple().to_string();
         Self {
             name: format!("{SCHEMA_PREFIX}{created}_{}", &unique[..12]),
-            url: url().ok(),
+            url: url.cloned(),
         }
     }
 
