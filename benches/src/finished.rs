@@ -1,7 +1,10 @@
 //! Knowing when tasks finished: the end-to-end benchmarks publish a batch, then wait until
 //! the worker under test has written that many `SUCCESS` results.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use broker_core::{Result, ResultStore, TaskResult, TaskState};
@@ -44,20 +47,20 @@ impl Finished {
 
 /// A result store that signals each `SUCCESS` it has written, after writing it.
 #[derive(Debug)]
-pub struct Reporting<S> {
-    inner: S,
+pub struct Reporting {
+    inner: Arc<dyn ResultStore>,
     finished: mpsc::UnboundedSender<()>,
 }
 
-impl<S> Reporting<S> {
+impl Reporting {
     /// Wraps `inner`; every `SUCCESS` it stores is signalled on `finished`.
-    pub fn new(inner: S, finished: mpsc::UnboundedSender<()>) -> Self {
+    pub fn new(inner: Arc<dyn ResultStore>, finished: mpsc::UnboundedSender<()>) -> Self {
         Self { inner, finished }
     }
 }
 
 #[async_trait]
-impl<S: ResultStore> ResultStore for Reporting<S> {
+impl ResultStore for Reporting {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
@@ -80,6 +83,30 @@ impl<S: ResultStore> ResultStore for Reporting<S> {
     }
 }
 
+/// A result store that keeps nothing, for brokers that keep no results: their raw workers
+/// write none either.
+#[derive(Debug)]
+pub struct Discard;
+
+#[async_trait]
+impl ResultStore for Discard {
+    fn backend(&self) -> &'static str {
+        "discard"
+    }
+
+    async fn store(&self, _: &TaskResult) -> Result<()> {
+        Ok(())
+    }
+
+    async fn fetch(&self, _: &str) -> Result<Option<TaskResult>> {
+        Ok(None)
+    }
+
+    async fn forget(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use broker_core::TaskResult;
@@ -87,30 +114,10 @@ mod tests {
 
     use super::*;
 
-    /// A store that keeps nothing.
-    #[derive(Debug)]
-    struct Nowhere;
-
-    #[async_trait]
-    impl ResultStore for Nowhere {
-        fn backend(&self) -> &'static str {
-            "nowhere"
-        }
-        async fn store(&self, _: &TaskResult) -> Result<()> {
-            Ok(())
-        }
-        async fn fetch(&self, _: &str) -> Result<Option<TaskResult>> {
-            Ok(None)
-        }
-        async fn forget(&self, _: &str) -> Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn only_success_counts_as_finished() {
         let (tx, finished) = channel();
-        let store = Reporting::new(Nowhere, tx);
+        let store = Reporting::new(Arc::new(Discard), tx);
         let rounds = finished.time_rounds(2, 1, |_| async {
             store
                 .store(&TaskResult::new("t", TaskState::Started))

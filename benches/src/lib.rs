@@ -1,10 +1,16 @@
-//! Throughput benchmarks live in `benches/` (criterion) and in each backend crate's own
-//! `benches/` folder, so that a backend's client library is built only for its own crate.
-//! Every throughput group is named `<backend>/<operation>` and holds a `framework` and,
-//! where a raw client exists, a `raw` function per batch size; the `bench-ratios` binary
-//! prints framework throughput as a ratio of raw from criterion's saved estimates.
+//! One throughput benchmark for every backend, and what it is built from.
+//!
+//! A backend wires itself in with a [`target::BenchTarget`] (how the framework opens its
+//! broker and result store) and a [`raw::RawClient`] (the same broker calls made directly
+//! with its client library), in its own crate's `benches/throughput.rs`, so that a backend's
+//! client library is built only for its own crate. [`harness::run`] then measures the same
+//! groups on every backend; see [`harness`] for what each measures. The `bench-ratios`
+//! binary prints framework throughput as a ratio of raw from criterion's saved estimates.
 
 pub mod acks;
 pub mod finished;
-pub mod groups;
+pub mod harness;
 pub mod payload;
+pub mod raw;
+pub mod raw_worker;
+pub mod target;

@@ -1,471 +1,268 @@
 //! Throughput of the RabbitMQ backend beside a baseline that drives `lapin` directly with the
-//! same calls (persistent mandatory publishes with pipelined confirms, a consumer with manual
-//! acks and a prefetch, acks with `multiple`), in the same run, so that the ratio of the two
-//! is the framework's overhead.
-//!
-//! Groups `amqp/publish`, `amqp/consume_ack` and `amqp/end_to_end`, each with `framework` and
-//! `raw` at batch sizes 1, 10 and 100, the two sides of one batch size measured one after the
-//! other; throughput in messages (tasks). End to end, the framework side is the worker
-//! runtime (16 slots) fed by `Queue::publish_batch` of Celery task messages; the raw side is a
-//! hand-written worker that does what a minimal Celery worker must (read the task's name and
-//! id from the headers, decode the `[args, kwargs, embed]` body, report, ack in batches).
-//! Neither side keeps results (the framework's store only counts what finished), so the
-//! figure is the broker's and the runtime's.
-//! Needs `BROKER_TEST_AMQP_URL`; without it the benchmark prints why and does nothing. Every
-//! queue it declares is deleted at the end.
+//! same calls: persistent mandatory publishes on a confirming channel, every confirm awaited;
+//! a consumer with manual acks whose prefetch follows what it holds plus what it asks for;
+//! acks with `multiple` where that covers exactly what finished. The groups are the shared
+//! harness's (`broker_benches::harness`). Neither side keeps results: RabbitMQ is a broker
+//! only. Needs `BROKER_TEST_AMQP_URL`; every queue it declares is deleted at the end.
 
 use std::{
-    sync::Arc,
-    time::{Duration, Instant},
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU16, Ordering},
+    },
+    time::Duration,
 };
 
+use async_trait::async_trait;
 use broker_amqp::{AmqpBroker, AmqpConfig};
 use broker_benches::{
-    acks,
-    finished::{self, Reporting},
-    groups,
+    harness,
+    raw::{RawClient, RawMessage, RawTask},
+    target::BenchTarget,
 };
-use broker_core::{
-    Broker, Delay, Message, Queue, ResultStore, TaskResult,
-    celery::TaskMessage,
-    tasks::task_to_message,
-    worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions},
-};
-use criterion::{BenchmarkId, Criterion, Throughput};
-use futures::StreamExt as _;
+use broker_core::{Broker, ResultStore};
+use futures::{FutureExt as _, StreamExt as _};
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties,
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
+    message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
+        ConfirmSelectOptions, QueuePurgeOptions,
     },
-    types::{AMQPValue, FieldTable},
+    types::{AMQPValue, FieldArray, FieldTable},
 };
-use serde_json::{Map, Value, json};
-use tokio::{runtime::Runtime, sync::mpsc};
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
-const BATCHES: [usize; 3] = [1, 10, 100];
-const CONCURRENCY: usize = 16;
-
-struct Bench {
+struct Amqp {
     url: String,
-    runtime: Runtime,
-    queues: std::sync::Mutex<Vec<String>>,
 }
 
-impl Bench {
+#[async_trait]
+impl BenchTarget for Amqp {
+    type Raw = RawAmqp;
+
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+
     async fn broker(&self) -> Arc<dyn Broker> {
-        let config = AmqpConfig::from_url(&self.url).expect("the URL parses");
+        let config = AmqpConfig::from_url(&self.url).expect("BROKER_TEST_AMQP_URL parses");
         Arc::new(AmqpBroker::connect(config).await.expect("connect"))
     }
 
-    async fn framework_queue(&self, name: &str) -> Queue {
-        self.queues.lock().unwrap().push(name.to_owned());
-        Queue::declare(self.broker().await, name.to_owned())
-            .await
-            .expect("declare")
+    async fn result_store(&self) -> Option<Arc<dyn ResultStore>> {
+        None
     }
 
-    async fn raw_channel(&self) -> Channel {
+    async fn raw(&self) -> RawAmqp {
         let connection = Connection::connect(&self.url, ConnectionProperties::default())
             .await
             .expect("raw connection");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
+        let publisher = connection.create_channel().await.expect("channel");
+        publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        channel
+        RawAmqp {
+            connection,
+            publisher,
+            consumers: tokio::sync::Mutex::default(),
+        }
     }
+}
 
-    async fn raw_queue(&self, channel: &Channel, name: &str) {
-        self.queues.lock().unwrap().push(name.to_owned());
+/// The hand-written client: one connection, a confirming channel for publishing and a
+/// channel per consumed queue.
+struct RawAmqp {
+    connection: Connection,
+    publisher: Channel,
+    consumers: tokio::sync::Mutex<HashMap<String, Arc<Consuming>>>,
+}
+
+/// A consumer of one queue on a channel of its own.
+struct Consuming {
+    channel: Channel,
+    deliveries: tokio::sync::Mutex<Consumer>,
+    prefetch: AtomicU16,
+    /// Tags delivered and not yet acked.
+    held: Mutex<BTreeSet<u64>>,
+}
+
+impl RawAmqp {
+    async fn consuming(&self, queue: &str) -> Arc<Consuming> {
+        let mut consumers = self.consumers.lock().await;
+        if let Some(consuming) = consumers.get(queue) {
+            return consuming.clone();
+        }
+        let channel = self.connection.create_channel().await.expect("channel");
         channel
-            .queue_declare(
-                name.into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
+            .basic_qos(1, BasicQosOptions { global: true })
+            .await
+            .expect("qos");
+        let deliveries = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .expect("declare");
-    }
-}
-
-/// The payload every publish benchmark sends: 100 bytes.
-fn payload() -> Vec<u8> {
-    b"0123456789".repeat(10)
-}
-
-/// What the backend sets on a message: persistent, priority 0, a fresh message id, the
-/// content type and the headers.
-fn raw_properties(headers: FieldTable) -> BasicProperties {
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_priority(0)
-        .with_message_id(uuid::Uuid::new_v4().simple().to_string().into())
-        .with_content_type("application/json".into())
-        .with_headers(headers)
-}
-
-fn bench_headers() -> FieldTable {
-    let mut headers = FieldTable::default();
-    headers.insert("task".into(), AMQPValue::LongString("bench".into()));
-    headers
-}
-
-/// Publishes `bodies` to `queue` through the default exchange, mandatory, then waits for
-/// every confirm.
-async fn raw_publish(
-    channel: &Channel,
-    queue: &str,
-    messages: impl IntoIterator<Item = (Vec<u8>, BasicProperties)>,
-) {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let mut confirms = Vec::new();
-    for (body, properties) in messages {
-        confirms.push(
-            channel
-                .basic_publish("".into(), queue.into(), options, &body, properties)
-                .await
-                .expect("publish"),
-        );
-    }
-    for confirm in futures::future::join_all(confirms).await {
-        assert!(confirm.expect("confirm").is_ack());
-    }
-}
-
-async fn purge(channel: &Channel, queue: &str) {
-    channel
-        .queue_purge(queue.into(), QueuePurgeOptions::default())
-        .await
-        .expect("purge");
-}
-
-fn publish(c: &mut Criterion, bench: &Bench) {
-    let mut group = groups::group(c, "amqp/publish");
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("framework", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| async move {
-                let queue = bench.framework_queue("bench-publish").await;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let messages = (0..batch)
-                        .map(|_| {
-                            Message::new(payload())
-                                .header("task", "bench")
-                                .content_type("application/json")
-                        })
-                        .collect();
-                    queue.publish_batch(messages).await.expect("publish");
-                }
-                let took = start.elapsed();
-                purge(&bench.raw_channel().await, "bench-publish").await;
-                took
-            });
+            .expect("consume");
+        let consuming = Arc::new(Consuming {
+            channel,
+            deliveries: tokio::sync::Mutex::new(deliveries),
+            prefetch: AtomicU16::new(1),
+            held: Mutex::default(),
         });
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| async move {
-                let channel = bench.raw_channel().await;
-                bench.raw_queue(&channel, "bench-publish-raw").await;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let messages = (0..batch).map(|_| (payload(), raw_properties(bench_headers())));
-                    raw_publish(&channel, "bench-publish-raw", messages).await;
-                }
-                let took = start.elapsed();
-                purge(&channel, "bench-publish-raw").await;
-                took
-            });
-        });
-    }
-    group.finish();
-}
-
-/// Fills `queue` with `count` messages (untimed).
-async fn prefill(bench: &Bench, queue: &str, count: usize) {
-    let channel = bench.raw_channel().await;
-    bench.raw_queue(&channel, queue).await;
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(500);
-        let messages = (0..n).map(|_| (payload(), raw_properties(bench_headers())));
-        raw_publish(&channel, queue, messages).await;
-        left -= n;
+        consumers.insert(queue.to_owned(), consuming.clone());
+        consuming
     }
 }
 
-fn consume_ack(c: &mut Criterion, bench: &Bench) {
-    let mut group = groups::group(c, "amqp/consume_ack");
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("framework", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| async move {
-                prefill(bench, "bench-consume", iters as usize * batch).await;
-                let queue = bench.framework_queue("bench-consume").await;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let mut got = Vec::with_capacity(batch);
-                    while got.len() < batch {
-                        let more = queue
-                            .receive(batch - got.len(), Duration::from_secs(5))
-                            .await
-                            .expect("receive");
-                        assert!(!more.is_empty(), "the queue was filled beforehand");
-                        got.extend(more);
-                    }
-                    queue.ack_all(got).await.expect("ack");
-                }
-                start.elapsed()
-            });
-        });
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| async move {
-                prefill(bench, "bench-consume-raw", iters as usize * batch).await;
-                let channel = bench.raw_channel().await;
-                let prefetch = u16::try_from(batch).unwrap();
-                channel
-                    .basic_qos(prefetch, BasicQosOptions { global: true })
-                    .await
-                    .expect("qos");
-                let mut consumer = channel
-                    .basic_consume(
-                        "bench-consume-raw".into(),
+/// JSON as AMQP field values, the way Celery's headers travel.
+fn field(value: &Value) -> AMQPValue {
+    match value {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => n.as_i64().map_or_else(
+            || AMQPValue::Double(n.as_f64().unwrap_or_default()),
+            AMQPValue::LongLongInt,
+        ),
+        Value::String(s) => AMQPValue::LongString(s.as_str().into()),
+        Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(field).collect::<Vec<_>>(),
+        )),
+        Value::Object(object) => AMQPValue::FieldTable(table(object)),
+    }
+}
+
+fn table(object: &serde_json::Map<String, Value>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in object {
+        table.insert(name.as_str().into(), field(value));
+    }
+    table
+}
+
+#[async_trait]
+impl RawClient for RawAmqp {
+    type Received = Delivery;
+
+    async fn publish(&self, queue: &str, messages: Vec<RawMessage>) {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_priority(0)
+                .with_message_id(uuid::Uuid::new_v4().simple().to_string().into())
+                .with_content_type(message.content_type.into())
+                .with_headers(table(&message.header_map()));
+            confirms.push(
+                self.publisher
+                    .basic_publish(
                         "".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
+                        queue.into(),
+                        options,
+                        &message.payload,
+                        properties,
                     )
                     .await
-                    .expect("consume");
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let mut last = 0;
-                    for _ in 0..batch {
-                        last = consumer
-                            .next()
-                            .await
-                            .expect("a delivery")
-                            .expect("ok")
-                            .delivery_tag;
-                    }
-                    channel
-                        .basic_ack(last, BasicAckOptions { multiple: true })
-                        .await
-                        .expect("ack");
-                }
-                let took = start.elapsed();
-                let _ = channel.close(200, "done".into()).await;
-                took
-            });
-        });
+                    .expect("publish"),
+            );
+        }
+        for confirm in futures::future::join_all(confirms).await {
+            assert!(confirm.expect("confirm").is_ack(), "the broker took it");
+        }
     }
-    group.finish();
-}
 
-/// A minimal hand-written worker with the same calls and concurrency as the runtime: a
-/// consumer with 16 slots of prefetch; per delivery read the task's name and id from the
-/// headers, decode the body, report, and hand the tag to an acker that acks what finished
-/// with one `multiple` ack when that is safe (here: when it holds every unacked tag up to its
-/// highest, which the acker checks by counting).
-async fn raw_worker(channel: Channel, queue: &'static str, done: mpsc::UnboundedSender<()>) {
-    channel
-        .basic_qos(CONCURRENCY as u16, BasicQosOptions { global: true })
-        .await
-        .expect("qos");
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let acked = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let (acks, _acker) = acks::batching(100, {
-        let channel = channel.clone();
-        move |tags: Vec<u64>| {
-            let channel = channel.clone();
-            async move {
-                let max = *tags.iter().max().unwrap();
-                channel
-                    .basic_ack(
-                        max,
-                        BasicAckOptions {
-                            multiple: tags.len() > 1,
-                        },
-                    )
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Vec<Delivery> {
+        let consuming = self.consuming(queue).await;
+        let wanted = consuming.held.lock().unwrap().len() + max;
+        let wanted = u16::try_from(wanted).unwrap_or(u16::MAX);
+        if consuming.prefetch.fetch_max(wanted, Ordering::AcqRel) < wanted {
+            consuming
+                .channel
+                .basic_qos(wanted, BasicQosOptions { global: true })
+                .await
+                .expect("qos");
+        }
+        let mut deliveries = consuming.deliveries.lock().await;
+        let mut got = Vec::with_capacity(max);
+        if let Ok(Some(first)) = tokio::time::timeout(wait, deliveries.next()).await {
+            got.push(first.expect("a delivery"));
+            while got.len() < max {
+                match deliveries.next().now_or_never() {
+                    Some(Some(next)) => got.push(next.expect("a delivery")),
+                    _ => break,
+                }
+            }
+        }
+        consuming
+            .held
+            .lock()
+            .unwrap()
+            .extend(got.iter().map(|d| d.delivery_tag));
+        got
+    }
+
+    async fn ack(&self, queue: &str, received: Vec<Delivery>) {
+        let consuming = self.consuming(queue).await;
+        let tags: BTreeSet<u64> = received.iter().map(|d| d.delivery_tag).collect();
+        // One `multiple` ack when the tags are the oldest held ones without a gap; one ack
+        // each otherwise.
+        let multiple = {
+            let mut held = consuming.held.lock().unwrap();
+            let oldest: Vec<u64> = held.iter().take(tags.len()).copied().collect();
+            let contiguous = oldest.iter().eq(tags.iter());
+            held.retain(|tag| !tags.contains(tag));
+            contiguous && tags.len() > 1
+        };
+        if multiple {
+            let last = *tags.last().expect("at least two tags");
+            consuming
+                .channel
+                .basic_ack(last, BasicAckOptions { multiple: true })
+                .await
+                .expect("ack");
+        } else {
+            for tag in tags {
+                consuming
+                    .channel
+                    .basic_ack(tag, BasicAckOptions::default())
                     .await
                     .expect("ack");
             }
         }
-    });
-    // Tags finish out of order; hand the acker only a contiguous run from the lowest unacked.
-    let mut next_to_ack = 1_u64;
-    let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<u64>();
-    let runs = tokio::spawn({
-        let acked = acked.clone();
-        async move {
-            while let Some(tag) = finished_rx.recv().await {
-                let mut finished = acked.lock().unwrap();
-                finished.insert(tag);
-                while finished.remove(&next_to_ack) {
-                    let _ = acks.send(next_to_ack);
-                    next_to_ack += 1;
-                }
-            }
+    }
+
+    fn task(&self, delivery: &Delivery) -> RawTask {
+        let headers = delivery.properties.headers().as_ref().expect("headers");
+        let text = |name: &str| match headers.inner().get(name) {
+            Some(AMQPValue::LongString(s)) => s.to_string(),
+            other => panic!("{name}: {other:?}"),
+        };
+        RawTask {
+            id: text("id"),
+            name: text("task"),
+            body: delivery.data.clone(),
         }
-    });
-    while let Some(Ok(delivery)) = consumer.next().await {
-        let (done, finished) = (done.clone(), finished_tx.clone());
-        tokio::spawn(async move {
-            let headers = delivery.properties.headers().as_ref().expect("headers");
-            let text = |name: &str| match headers.inner().get(name) {
-                Some(AMQPValue::LongString(s)) => s.to_string(),
-                other => panic!("{name}: {other:?}"),
-            };
-            let (task, _id) = (text("task"), text("id"));
-            let (args, _kwargs, _embed): (Vec<Value>, Map<String, Value>, Value) =
-                serde_json::from_slice(&delivery.data).expect("body");
-            assert_eq!((task.as_str(), args.len()), ("noop", 2));
-            let _ = done.send(());
-            let _ = finished.send(delivery.delivery_tag);
-        });
-    }
-    runs.abort();
-}
-
-/// A result store that keeps nothing: the raw worker writes no results either.
-#[derive(Debug)]
-struct Discard;
-
-#[async_trait::async_trait]
-impl ResultStore for Discard {
-    fn backend(&self) -> &'static str {
-        "discard"
     }
 
-    async fn store(&self, _: &TaskResult) -> broker_core::Result<()> {
-        Ok(())
+    async fn store_result(&self, _task_id: &str, _state: &str) {}
+
+    async fn clear(&self, queue: &str) {
+        self.publisher
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await
+            .expect("purge");
     }
-
-    async fn fetch(&self, _: &str) -> broker_core::Result<Option<TaskResult>> {
-        Ok(None)
-    }
-
-    async fn forget(&self, _: &str) -> broker_core::Result<()> {
-        Ok(())
-    }
-}
-
-fn end_to_end(c: &mut Criterion, bench: &Bench) {
-    let mut group = groups::group(c, "amqp/end_to_end");
-    let new_task = || TaskMessage::new("noop", vec![json!(1), json!(2)], Map::new());
-    let stop = CancellationToken::new();
-    let (framework_done, raw_done, queue, raw_channel) = bench.runtime.block_on(async {
-        // Producers and workers have connections of their own, as separate processes do.
-        let queue = bench.framework_queue("bench-e2e").await;
-        let worker_queue = bench.framework_queue("bench-e2e").await;
-        let (framework_tx, framework_done) = finished::channel();
-        let store = Reporting::new(Discard, framework_tx);
-        let tasks = TaskRegistry::new().register("noop", |_: TaskRequest| async {
-            Ok::<Value, TaskError>(Value::Null)
-        });
-        let worker =
-            Worker::new(worker_queue, Arc::new(store), tasks).with_options(WorkerOptions {
-                concurrency: CONCURRENCY,
-                prefetch: CONCURRENCY,
-                ..WorkerOptions::default()
-            });
-        tokio::spawn(worker.run(stop.clone()));
-
-        let raw_channel = bench.raw_channel().await;
-        bench.raw_queue(&raw_channel, "bench-e2e-raw").await;
-        let (raw_tx, raw_done) = finished::channel();
-        tokio::spawn(raw_worker(
-            bench.raw_channel().await,
-            "bench-e2e-raw",
-            raw_tx,
-        ));
-        (framework_done, raw_done, queue, raw_channel)
-    });
-
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("framework", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| {
-                framework_done.time_rounds(iters, batch, |n| {
-                    let messages = (0..n)
-                        .map(|_| task_to_message(&new_task(), Delay::Unsupported).unwrap())
-                        .collect();
-                    let queue = queue.clone();
-                    async move { queue.publish_batch(messages).await.expect("publish") }
-                })
-            });
-        });
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.to_async(&bench.runtime).iter_custom(|iters| {
-                let channel = raw_channel.clone();
-                raw_done.time_rounds(iters, batch, move |n| {
-                    let messages: Vec<(Vec<u8>, BasicProperties)> = (0..n)
-                        .map(|_| {
-                            let task = task_to_message(&new_task(), Delay::Unsupported).unwrap();
-                            let mut headers = FieldTable::default();
-                            for (name, value) in task.headers.iter() {
-                                if let Some(text) = value.as_str() {
-                                    headers.insert(
-                                        name.as_str().into(),
-                                        AMQPValue::LongString(text.into()),
-                                    );
-                                }
-                            }
-                            (task.payload.to_vec(), raw_properties(headers))
-                        })
-                        .collect();
-                    let channel = channel.clone();
-                    async move { raw_publish(&channel, "bench-e2e-raw", messages).await }
-                })
-            });
-        });
-    }
-    stop.cancel();
-    group.finish();
 }
 
 fn main() {
-    let Ok(url) = std::env::var("BROKER_TEST_AMQP_URL") else {
-        println!("BROKER_TEST_AMQP_URL is not set; skipping the RabbitMQ benchmarks");
-        return;
-    };
-    let bench = Bench {
-        url,
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-        queues: std::sync::Mutex::default(),
-    };
-    let mut criterion = Criterion::default().configure_from_args();
-    publish(&mut criterion, &bench);
-    consume_ack(&mut criterion, &bench);
-    end_to_end(&mut criterion, &bench);
-    criterion.final_summary();
-    bench.runtime.block_on(async {
-        let broker = bench.broker().await;
-        let mut queues = bench.queues.lock().unwrap().clone();
-        queues.sort();
-        queues.dedup();
-        for queue in queues {
-            let _ = broker.delete_queue(&queue).await;
-        }
-    });
+    harness::run_with_url("BROKER_TEST_AMQP_URL", |url| async move { Amqp { url } });
 }

@@ -1,277 +1,252 @@
 //! Throughput of the SQS backend beside a baseline that makes the same `aws-sdk-sqs` calls
-//! directly (`SendMessageBatch`; `ReceiveMessage` then `DeleteMessageBatch`), in the same run,
-//! so that the ratio of the two is the framework's overhead.
-//!
-//! Groups `sqs/publish` and `sqs/consume_ack`, each with `framework` and `raw` at batch sizes 1
-//! and 10, the two sides of one batch size measured one after the other; throughput in
-//! messages. The raw side sends bodies already in kombu's format, so both move the same bytes.
-//! Needs `BROKER_TEST_SQS_URL`; without it the benchmark prints why and does nothing. Its queue
-//! is deleted at the end.
+//! directly: `SendMessageBatch` of bodies in kombu's format, in chunks of 10; a long-polling
+//! `ReceiveMessage` that asks for the receive count; `DeleteMessageBatch`. The groups are the
+//! shared harness's (`broker_benches::harness`). Neither side keeps results: SQS is a broker
+//! only. Needs `BROKER_TEST_SQS_URL` (the emulator bounds both sides); every queue it
+//! declares is deleted at the end.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, retry::RetryConfig};
 use aws_sdk_sqs::{
     Client,
     config::Credentials,
-    types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry},
+    types::{
+        DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    },
 };
-use broker_core::{Broker, Message, Queue};
-use broker_sqs::{SqsBroker, SqsConfig};
-use criterion::{BenchmarkId, Criterion, Throughput};
-use tokio::runtime::Runtime;
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use broker_benches::{
+    harness,
+    raw::{RawClient, RawMessage, RawTask},
+    target::BenchTarget,
+};
+use broker_core::{Broker, ResultStore};
+use broker_sqs::{MAX_POLL, SqsBroker, SqsConfig, naming::sqs_queue_name};
 
-const BATCHES: [usize; 2] = [1, 10];
+/// SQS takes and returns at most 10 messages a call.
+const MAX_BATCH: usize = 10;
 
-struct Bench {
-    runtime: Runtime,
-    queue: Queue,
-    raw: Client,
-    url: String,
-    body: String,
+struct Sqs {
+    config: SqsConfig,
 }
 
-impl Bench {
-    fn open(url: &str) -> Self {
-        let runtime = Runtime::new().expect("a tokio runtime");
-        let config = SqsConfig::from_url(url).expect("BROKER_TEST_SQS_URL parses");
-        let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let (queue, raw, url) = runtime.block_on(async {
-            let broker: Arc<dyn Broker> =
-                Arc::new(SqsBroker::connect(config.clone()).await.expect("connects"));
-            let queue = Queue::declare(broker, name.clone()).await.expect("declare");
-            let raw = raw_client(&config).await;
-            let url = raw
-                .get_queue_url()
-                .queue_name(&name)
-                .send()
+#[async_trait]
+impl BenchTarget for Sqs {
+    type Raw = RawSqs;
+
+    fn name(&self) -> &'static str {
+        "sqs"
+    }
+
+    async fn broker(&self) -> Arc<dyn Broker> {
+        Arc::new(
+            SqsBroker::connect(self.config.clone())
                 .await
-                .expect("queue url")
-                .queue_url
-                .expect("a url");
-            (queue, raw, url)
-        });
-        Self {
-            runtime,
-            queue,
-            raw,
-            url,
-            body: sealed_body(),
+                .expect("connect"),
+        )
+    }
+
+    async fn result_store(&self) -> Option<Arc<dyn ResultStore>> {
+        None
+    }
+
+    /// A client with the settings the broker uses: endpoint, credentials, region, no
+    /// retries.
+    async fn raw(&self) -> RawSqs {
+        let config = &self.config;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(
+                config.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            ))
+            .retry_config(RetryConfig::disabled());
+        if let Some((key, secret)) = &config.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                key,
+                secret.expose(),
+                None,
+                None,
+                "bench",
+            ));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        RawSqs {
+            client: Client::new(&loader.load().await),
+            prefix: config.queue_name_prefix.clone(),
+            urls: tokio::sync::Mutex::default(),
         }
     }
+}
 
-    async fn raw_send(&self, batch: usize) {
-        let entries = (0..batch)
-            .map(|i| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&self.body)
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        let sent = self
-            .raw
-            .send_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
+/// The hand-written client, with the queue URLs it has looked up.
+struct RawSqs {
+    client: Client,
+    prefix: String,
+    urls: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+impl RawSqs {
+    async fn url(&self, queue: &str) -> String {
+        let mut urls = self.urls.lock().await;
+        if let Some(url) = urls.get(queue) {
+            return url.clone();
+        }
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(sqs_queue_name(&self.prefix, queue))
             .send()
             .await
-            .expect("send");
-        assert!(sent.failed().is_empty());
+            .expect("the queue was declared")
+            .queue_url
+            .expect("a queue URL");
+        urls.insert(queue.to_owned(), url.clone());
+        url
     }
 
-    async fn raw_consume(&self, batch: usize, wait_seconds: i32) -> usize {
-        let got = self
-            .raw
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(i32::try_from(batch).expect("small"))
-            .wait_time_seconds(wait_seconds)
-            .send()
-            .await
-            .expect("receive");
-        let entries: Vec<_> = got
-            .messages()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().expect("handle"))
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        let count = entries.len();
-        if count > 0 {
-            self.raw
+    /// Deletes `handles` from the queue at `url`, 10 a call.
+    async fn delete(&self, url: &str, handles: Vec<String>) {
+        for chunk in handles.chunks(MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .expect("entry")
+                })
+                .collect();
+            let deleted = self
+                .client
                 .delete_message_batch()
-                .queue_url(&self.url)
+                .queue_url(url)
                 .set_entries(Some(entries))
                 .send()
                 .await
                 .expect("delete");
-        }
-        count
-    }
-
-    /// Consumes what publishing left, untimed: the emulator's costs grow with a queue's
-    /// length, so each measurement starts from an empty queue.
-    async fn drain(&self) {
-        while self.raw_consume(10, 0).await > 0 {}
-    }
-
-    /// Fills the queue with `count` messages, untimed.
-    async fn fill(&self, count: usize) {
-        let mut left = count;
-        while left > 0 {
-            let batch = left.min(10);
-            self.raw_send(batch).await;
-            left -= batch;
+            assert!(deleted.failed().is_empty(), "every delete succeeded");
         }
     }
 }
 
-/// A client with the settings the broker uses (endpoint, credentials, region, no retries).
-async fn raw_client(config: &SqsConfig) -> Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(
-            config.region.clone().unwrap_or_else(|| "us-east-1".into()),
-        ))
-        .retry_config(RetryConfig::disabled());
-    if let Some((key, secret)) = &config.credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            key,
-            secret.expose(),
-            None,
-            None,
-            "bench",
-        ));
-    }
-    if let Some(endpoint) = &config.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
+/// `message` in kombu's SQS format: base64 of the JSON envelope, whose body is base64 too.
+fn seal(queue: &str, message: &RawMessage) -> String {
+    let envelope = format!(
+        r#"{{"body":"{}","content-encoding":"utf-8","content-type":"{}","headers":{},"properties":{{"body_encoding":"base64","delivery_info":{{"exchange":"","routing_key":"{queue}"}},"delivery_mode":2,"priority":0,"delivery_tag":"{}"}}}}"#,
+        BASE64.encode(&message.payload),
+        message.content_type,
+        message.headers,
+        uuid::Uuid::new_v4(),
+    );
+    BASE64.encode(envelope)
 }
 
-/// A 200-byte payload as the framework sends it: kombu's envelope.
-fn sealed_body() -> String {
-    use base64::{Engine as _, engine::general_purpose::STANDARD};
-    let envelope = serde_json::json!({
-        "body": STANDARD.encode([b'x'; 200]),
-        "content-encoding": "utf-8",
-        "content-type": "application/octet-stream",
-        "headers": {},
-        "properties": {
-            "body_encoding": "base64",
-            "delivery_info": {"exchange": "", "routing_key": "bench"},
-            "delivery_mode": 2,
-            "priority": 0,
-        },
-    });
-    STANDARD.encode(envelope.to_string())
-}
-
-fn message() -> Message {
-    Message::new(vec![b'x'; 200]).content_type("application/octet-stream")
-}
-
-fn publish(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("sqs/publish");
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("framework", batch), |b| {
-            b.iter_custom(|iters| {
-                bench.runtime.block_on(async {
-                    let started = Instant::now();
-                    for _ in 0..iters {
-                        let messages = (0..batch).map(|_| message()).collect();
-                        bench.queue.publish_batch(messages).await.expect("publish");
-                    }
-                    let elapsed = started.elapsed();
-                    bench.drain().await;
-                    elapsed
-                })
-            });
-        });
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.iter_custom(|iters| {
-                bench.runtime.block_on(async {
-                    let started = Instant::now();
-                    for _ in 0..iters {
-                        bench.raw_send(batch).await;
-                    }
-                    let elapsed = started.elapsed();
-                    bench.drain().await;
-                    elapsed
-                })
-            });
-        });
+/// What a worker reads from a body [`seal`] wrote.
+fn open(body: &str) -> RawTask {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        headers: Box<serde_json::value::RawValue>,
+        body: String,
     }
-    group.finish();
+    let envelope: Envelope =
+        serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("an envelope");
+    RawTask::from_json_headers(
+        envelope.headers.get(),
+        BASE64.decode(envelope.body).expect("a base64 body"),
+    )
 }
 
-fn consume_ack(c: &mut Criterion, bench: &Bench) {
-    let mut group = c.benchmark_group("sqs/consume_ack");
-    for batch in BATCHES {
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("framework", batch), |b| {
-            b.iter_custom(|iters| {
-                bench.runtime.block_on(async {
-                    let count = usize::try_from(iters).expect("fits") * batch;
-                    bench.fill(count).await;
-                    let started = Instant::now();
-                    let mut done = 0;
-                    while done < count {
-                        let got = bench
-                            .queue
-                            .receive(batch, Duration::from_secs(1))
-                            .await
-                            .expect("receive");
-                        done += got.len();
-                        bench.queue.ack_all(got).await.expect("ack");
-                    }
-                    started.elapsed()
+#[async_trait]
+impl RawClient for RawSqs {
+    /// The receipt handle and the body.
+    type Received = (String, String);
+
+    async fn publish(&self, queue: &str, messages: Vec<RawMessage>) {
+        let url = self.url(queue).await;
+        for chunk in messages.chunks(MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, message)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(seal(queue, message))
+                        .build()
+                        .expect("entry")
                 })
-            });
-        });
-        group.bench_function(BenchmarkId::new("raw", batch), |b| {
-            b.iter_custom(|iters| {
-                bench.runtime.block_on(async {
-                    let count = usize::try_from(iters).expect("fits") * batch;
-                    bench.fill(count).await;
-                    let started = Instant::now();
-                    let mut done = 0;
-                    while done < count {
-                        done += bench.raw_consume(batch, 1).await;
-                    }
-                    started.elapsed()
-                })
-            });
-        });
+                .collect();
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("send");
+            assert!(sent.failed().is_empty(), "every message was taken");
+        }
     }
-    group.finish();
+
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> Vec<(String, String)> {
+        let url = self.url(queue).await;
+        let got = self
+            .client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(i32::try_from(max.min(MAX_BATCH)).expect("small"))
+            .wait_time_seconds(i32::try_from(wait.min(MAX_POLL).as_secs()).expect("small"))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .expect("receive");
+        got.messages()
+            .iter()
+            .map(|m| {
+                (
+                    m.receipt_handle().expect("a receipt handle").to_owned(),
+                    m.body().expect("a body").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    async fn ack(&self, queue: &str, received: Vec<(String, String)>) {
+        let url = self.url(queue).await;
+        self.delete(
+            &url,
+            received.into_iter().map(|(handle, _)| handle).collect(),
+        )
+        .await;
+    }
+
+    fn task(&self, (_, body): &(String, String)) -> RawTask {
+        open(body)
+    }
+
+    async fn store_result(&self, _task_id: &str, _state: &str) {}
+
+    /// Receives and deletes until the queue is empty: the emulator's costs grow with a
+    /// queue's length, and AWS allows one `PurgeQueue` a minute.
+    async fn clear(&self, queue: &str) {
+        loop {
+            let got = self.receive(queue, MAX_BATCH, Duration::ZERO).await;
+            if got.is_empty() {
+                return;
+            }
+            self.ack(queue, got).await;
+        }
+    }
 }
 
 fn main() {
-    let Ok(url) = std::env::var("BROKER_TEST_SQS_URL") else {
-        println!("BROKER_TEST_SQS_URL is not set; run `eval \"$(scripts/services.sh)\"` first");
-        return;
-    };
-    let bench = Bench::open(&url);
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
-    publish(&mut c, &bench);
-    consume_ack(&mut c, &bench);
-    bench.runtime.block_on(async {
-        let _ = bench.queue.broker().delete_queue(bench.queue.name()).await;
+    harness::run_with_url("BROKER_TEST_SQS_URL", |url| async move {
+        Sqs {
+            config: SqsConfig::from_url(&url).expect("BROKER_TEST_SQS_URL parses"),
+        }
     });
-    c.final_summary();
 }
