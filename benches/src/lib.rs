@@ -5,6 +5,7 @@
 //! prints framework throughput as a ratio of raw from criterion's saved estimates.
 
 pub mod acks;
+pub mod compare;
 pub mod finished;
 pub mod groups;
 pub mod payload;
