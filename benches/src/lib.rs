@@ -4,10 +4,12 @@
 //! broker and result store) and a [`raw::RawClient`] (the same broker calls made directly
 //! with its client library), in its own crate's `benches/throughput.rs`, so that a backend's
 //! client library is built only for its own crate. [`harness::run`] then measures the same
-//! groups on every backend; see [`harness`] for what each measures. The `bench-ratios`
-//! binary prints framework throughput as a ratio of raw from criterion's saved estimates.
+//! groups on every backend; see [`harness`] for what each measures. The `bench-compare`
+//! binary reads criterion's saved estimates of every backend into one table (see
+//! [`compare`]).
 
 pub mod acks;
+pub mod compare;
 pub mod finished;
 pub mod harness;
 pub mod payload;
