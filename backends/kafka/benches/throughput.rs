@@ -23,7 +23,7 @@ use broker_core::{Broker, ResultStore};
 use broker_kafka::{KafkaBroker, KafkaConfig};
 use futures::FutureExt as _;
 use rdkafka::{
-    ClientConfig, Message as _, Offset, TopicPartitionList,
+    Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer},
     message::{Header, Headers as _, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
@@ -54,36 +54,17 @@ impl BenchTarget for Kafka {
     }
 
     async fn raw(&self) -> RawKafka {
-        let producer = self
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .create()
-            .expect("raw producer");
         RawKafka {
-            client: self.client(),
-            session: self.config.session_timeout,
-            producer,
+            config: self.config.clone(),
+            producer: self.config.producer().create().expect("raw producer"),
             consumers: tokio::sync::Mutex::default(),
         }
     }
 }
 
-impl Kafka {
-    fn client(&self) -> ClientConfig {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", self.config.bootstrap_servers())
-            .set("allow.auto.create.topics", "false");
-        client
-    }
-}
-
 /// The hand-written client: one producer, and a consumer per topic read.
 struct RawKafka {
-    client: ClientConfig,
-    session: Duration,
+    config: KafkaConfig,
     producer: FutureProducer,
     consumers: tokio::sync::Mutex<HashMap<String, Arc<Consuming>>>,
 }
@@ -119,27 +100,20 @@ impl RawKafka {
         if let Some(consuming) = consumers.get(topic) {
             return consuming.clone();
         }
+        // The backend's settings, in a group of its own, so that both sides read every
+        // record of their own topics.
         let group = format!("{topic}-raw");
-        let session = self.session.as_millis().max(1);
         let consumer: StreamConsumer = self
-            .client
-            .clone()
+            .config
+            .consumer(topic)
             .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", session.to_string())
-            .set("heartbeat.interval.ms", (session / 12).max(1).to_string())
-            .set("fetch.wait.max.ms", "100")
             .create()
             .expect("raw consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
         let marks: BaseConsumer = self
-            .client
-            .clone()
+            .config
+            .marks(topic)
             .set("group.id", format!("{group}.handed"))
-            .set("enable.auto.commit", "false")
             .create()
             .expect("marks client");
         let consuming = Arc::new(Consuming {

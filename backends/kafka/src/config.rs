@@ -146,7 +146,8 @@ impl KafkaConfig {
 
     /// What every client (producer, consumer, admin) is configured with: the brokers, the
     /// client id and the security settings, passed through to librdkafka as they are.
-    pub(crate) fn client(&self) -> ClientConfig {
+    #[must_use]
+    pub fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", self.bootstrap_servers())
@@ -179,7 +180,8 @@ impl KafkaConfig {
 
     /// The producer: idempotent (no duplicates or reordering from its own retries), every
     /// write acknowledged by all in-sync replicas.
-    pub(crate) fn producer(&self) -> ClientConfig {
+    #[must_use]
+    pub fn producer(&self) -> ClientConfig {
         let mut config = self.client();
         config
             .set("enable.idempotence", "true")
@@ -191,7 +193,8 @@ impl KafkaConfig {
 
     /// The consumer of `queue`: in its group, from the start of the topic when the group has
     /// committed nothing, committing only what the broker says (never on its own).
-    pub(crate) fn consumer(&self, queue: &str) -> ClientConfig {
+    #[must_use]
+    pub fn consumer(&self, queue: &str) -> ClientConfig {
         let session = self.session_timeout.as_millis().max(1);
         let mut config = self.client();
         config
@@ -210,7 +213,8 @@ impl KafkaConfig {
 impl KafkaConfig {
     /// The client that records the handed-out marks of `queue`'s group, as the offsets of the
     /// group `<group>.handed`, which it never joins.
-    pub(crate) fn marks(&self, queue: &str) -> ClientConfig {
+    #[must_use]
+    pub fn marks(&self, queue: &str) -> ClientConfig {
         let mut config = self.client();
         config
             .set("group.id", format!("{}.handed", self.group_of(queue)))

@@ -8,10 +8,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, retry::RetryConfig};
 use aws_sdk_sqs::{
     Client,
-    config::Credentials,
     types::{
         DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
     },
@@ -52,30 +50,11 @@ impl BenchTarget for Sqs {
         None
     }
 
-    /// A client with the settings the broker uses: endpoint, credentials, region, no
-    /// retries.
+    /// A client with the settings the broker's client has.
     async fn raw(&self) -> RawSqs {
-        let config = &self.config;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(
-                config.region.clone().unwrap_or_else(|| "us-east-1".into()),
-            ))
-            .retry_config(RetryConfig::disabled());
-        if let Some((key, secret)) = &config.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                key,
-                secret.expose(),
-                None,
-                None,
-                "bench",
-            ));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
         RawSqs {
-            client: Client::new(&loader.load().await),
-            prefix: config.queue_name_prefix.clone(),
+            client: Client::new(&self.config.sdk_config().await),
+            prefix: self.config.queue_name_prefix.clone(),
             urls: tokio::sync::Mutex::default(),
         }
     }

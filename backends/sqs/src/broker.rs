@@ -10,13 +10,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use aws_config::{
-    BehaviorVersion, Region, meta::region::RegionProviderChain, retry::RetryConfig,
-    stalled_stream_protection::StalledStreamProtectionConfig, timeout::TimeoutConfig,
-};
+use aws_config::Region;
 use aws_sdk_sqs::{
     Client,
-    config::Credentials,
     error::{ProvideErrorMetadata, SdkError},
     types::{
         DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
@@ -102,34 +98,7 @@ impl SqsBroker {
     /// error of the first call, naming the endpoint and the root cause.
     pub async fn connect(config: SqsConfig) -> Result<Self> {
         config.validate()?;
-        let region = match &config.region {
-            Some(region) => RegionProviderChain::first_try(Region::new(region.clone())),
-            None => RegionProviderChain::default_provider().or_else(Region::new("us-east-1")),
-        };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .retry_config(RetryConfig::disabled())
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    // A long poll answers after at most 20 s.
-                    .operation_attempt_timeout(MAX_POLL + Duration::from_secs(20))
-                    .build(),
-            );
-        if let Some((key, secret)) = &config.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                key,
-                secret.expose(),
-                None,
-                None,
-                "sqs-url",
-            ));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let sdk_config = loader.load().await;
+        let sdk_config = config.sdk_config().await;
         let endpoint = config.endpoint.clone().unwrap_or_else(|| {
             let region = sdk_config.region().map_or("us-east-1", Region::as_ref);
             format!("https://sqs.{region}.amazonaws.com")

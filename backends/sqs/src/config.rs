@@ -2,6 +2,11 @@
 
 use std::{fmt, time::Duration};
 
+use aws_config::{
+    BehaviorVersion, Region, SdkConfig, meta::region::RegionProviderChain, retry::RetryConfig,
+    stalled_stream_protection::StalledStreamProtectionConfig, timeout::TimeoutConfig,
+};
+use aws_sdk_sqs::config::Credentials;
 use broker_core::{Error, ErrorKind, Operation, Result, urls::Secret};
 
 use crate::BACKEND;
@@ -124,6 +129,44 @@ fn config_error(detail: &str) -> Error {
         Operation::Connect,
         detail,
     )
+}
+
+impl SqsConfig {
+    /// The AWS SDK settings the broker's client is made from: the region (the URL's, else
+    /// the standard chain's, else `us-east-1`), the URL's credentials or the standard chain's,
+    /// the endpoint, no retries of the SDK's own (`Queue` retries), a 5 s connect timeout and
+    /// an attempt timeout longer than the longest long poll. A client for the same account
+    /// with the same behaviour is `aws_sdk_sqs::Client::new(&config.sdk_config().await)`.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let region = match &self.region {
+            Some(region) => RegionProviderChain::first_try(Region::new(region.clone())),
+            None => RegionProviderChain::default_provider().or_else(Region::new("us-east-1")),
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .retry_config(RetryConfig::disabled())
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    // A long poll answers after at most 20 s.
+                    .operation_attempt_timeout(MAX_POLL + Duration::from_secs(20))
+                    .build(),
+            );
+        if let Some((key, secret)) = &self.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                key,
+                secret.expose(),
+                None,
+                None,
+                "sqs-url",
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
 }
 
 #[cfg(test)]
