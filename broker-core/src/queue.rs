@@ -174,16 +174,21 @@ impl Queue {
 
     /// Acknowledges many deliveries of this queue with as few calls as the backend allows.
     ///
+    /// Every call is made, even after one fails: a lease lost by one delivery does not leave
+    /// the others to come back.
+    ///
     /// # Errors
-    /// The backend's error after retries; the deliveries are then in an unknown state (each
-    /// either acked or to be redelivered).
+    /// The first call's error after retries; the deliveries of a failed call are then in an
+    /// unknown state (each either acked or to be redelivered), the others are acked.
     pub async fn ack_all(&self, deliveries: Vec<Delivery>) -> Result<()> {
         let tokens: Vec<_> = deliveries.iter().map(|d| d.token().clone()).collect();
+        let mut first_error = None;
         for chunk in tokens.chunks(self.capabilities().max_batch.max(1)) {
-            self.retry
-                .run(|| self.broker.ack(&self.name, chunk))
-                .await?;
+            let acked = self.retry.run(|| self.broker.ack(&self.name, chunk)).await;
+            if let Err(error) = acked {
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }

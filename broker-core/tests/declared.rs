@@ -359,3 +359,58 @@ async fn a_worker_on_a_dead_letter_queue_leaves_poison_there_to_come_back_after_
         still_there.receive_count()
     );
 }
+
+/// A lease lost by one delivery of a batch ack does not stop the rest: every chunk is still
+/// acked, none of the others comes back, and the caller hears of the lost lease.
+#[tokio::test]
+async fn ack_all_acks_every_chunk_after_one_lost_its_lease() {
+    let lease = Duration::from_millis(300);
+    let inner = MemoryBroker::new(MemoryConfig {
+        visibility_timeout: lease,
+        ..MemoryConfig::default()
+    });
+    let mut capabilities = inner.capabilities().clone();
+    capabilities.max_batch = 3;
+    let broker = Arc::new(Declaring {
+        inner,
+        capabilities,
+        calls: Mutex::default(),
+    });
+    let queue = Queue::declare(broker.clone(), "work")
+        .await
+        .expect("declare");
+    let messages = (0..7).map(|n| Message::new(format!("m{n}"))).collect();
+    queue.publish_batch(messages).await.expect("publish");
+    let stale = queue
+        .receive(1, Duration::from_secs(1))
+        .await
+        .expect("receive");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let mut all = stale;
+    while all.len() < 8 {
+        all.extend(
+            queue
+                .receive(3, Duration::from_secs(1))
+                .await
+                .expect("receive"),
+        );
+    }
+    broker.calls.lock().unwrap().clear();
+
+    let err = queue
+        .ack_all(all)
+        .await
+        .expect_err("the stale delivery lost its lease");
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(*broker.calls.lock().unwrap(), ["ack 3", "ack 3", "ack 2"]);
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let back = queue
+        .receive(10, Duration::from_millis(200))
+        .await
+        .expect("receive");
+    assert!(
+        back.is_empty(),
+        "acked deliveries came back: {}",
+        back.len()
+    );
+}
