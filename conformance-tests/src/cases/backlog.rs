@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use broker_core::{Message, Queue};
 use tokio::{task::JoinSet, time::Instant};
 
-use super::{Ctx, Skip, text};
+use super::{Ctx, Skip, ack_promptly, text};
 
 /// Receives and acks at once until `total` distinct payloads arrived or `within` passed;
 /// returns each payload's receive counts, one per delivery.
@@ -37,7 +37,7 @@ async fn drain(
                             .push(delivery.receive_count());
                     }
                 }
-                queue.ack_all(got).await.expect("prompt acks work");
+                ack_promptly(&queue, got).await;
             }
         });
     }

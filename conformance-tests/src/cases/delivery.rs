@@ -5,7 +5,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use broker_core::{Capacity, ErrorKind, Message, Ordering, Queue};
 use serde_json::json;
 
-use super::{Ctx, Skip, receive_at_least, tally, text};
+use super::{Ctx, Skip, ack_promptly, receive_at_least, tally, text};
 
 pub(super) async fn payload_and_headers_round_trip(ctx: Ctx) -> Result<(), Skip> {
     let queue = ctx.queue().await;
@@ -178,7 +178,7 @@ pub(super) async fn concurrent_publishers_and_consumers_lose_and_invent_nothing(
                 for d in &got {
                     records.push((text(d), d.redelivered()));
                 }
-                queue.ack_all(got).await.expect("ack");
+                ack_promptly(&queue, got).await;
                 seen.lock().expect("seen").extend(records);
             }
         }));
