@@ -65,6 +65,10 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// count whole seconds).
 const SHORT_POLL_PAUSE: Duration = Duration::from_millis(100);
 
+/// How far past its wait a receive may run so that a wait of whole seconds, measured a moment
+/// after it began, still long polls for those seconds instead of short polling.
+const POLL_OVERRUN: Duration = Duration::from_millis(50);
+
 /// An SQS queue as this broker found it: its URL and whether it deduplicates by content.
 #[derive(Debug)]
 struct Resolved {
@@ -508,6 +512,16 @@ fn whole_seconds(duration: Duration) -> u64 {
         .saturating_add(u64::from(duration.subsec_nanos() > 0))
 }
 
+/// The `WaitTimeSeconds` of a receive with `left` of its wait to go: the whole seconds in it,
+/// counting a wait within [`POLL_OVERRUN`] of a whole second as that second, and at most the
+/// configured wait and SQS's 20 s. Zero is a short poll.
+fn long_poll_seconds(left: Duration, configured: Duration) -> u64 {
+    left.saturating_add(POLL_OVERRUN)
+        .min(configured)
+        .min(MAX_POLL)
+        .as_secs()
+}
+
 /// [`whole_seconds`] as SQS's `i32`, saturating (the limits checked above keep it far below).
 fn seconds_i32(duration: Duration) -> i32 {
     i32::try_from(whole_seconds(duration)).unwrap_or(i32::MAX)
@@ -664,10 +678,7 @@ impl Broker for SqsBroker {
         };
         let visibility = seconds_i32(self.config.visibility_timeout);
         loop {
-            let poll = left()
-                .min(self.config.wait_time_seconds)
-                .min(MAX_POLL)
-                .as_secs();
+            let poll = long_poll_seconds(left(), self.config.wait_time_seconds);
             let answer = self
                 .client
                 .receive_message()
@@ -793,6 +804,20 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
         assert_eq!(whole_seconds(Duration::ZERO), 0);
         assert_eq!(seconds_i32(Duration::MAX), i32::MAX);
+    }
+
+    #[test]
+    fn a_wait_of_whole_seconds_long_polls_for_them_from_its_first_moment() {
+        let worker_wait = Duration::from_secs(1);
+        let a_moment_later = worker_wait - Duration::from_micros(30);
+        assert_eq!(long_poll_seconds(a_moment_later, MAX_POLL), 1);
+        assert_eq!(long_poll_seconds(Duration::from_millis(900), MAX_POLL), 0);
+        assert_eq!(long_poll_seconds(Duration::from_secs(60), MAX_POLL), 20);
+        assert_eq!(
+            long_poll_seconds(Duration::from_secs(60), Duration::from_secs(5)),
+            5
+        );
+        assert_eq!(long_poll_seconds(Duration::MAX, MAX_POLL), 20);
     }
 
     #[test]
