@@ -1,128 +1,19 @@
 //! The `taskoverflow` binary as a user runs it: the calendar flow over HTTP on the embedded
 //! default, graceful shutdown, start-up errors and the queue demo.
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use conformance_tests::{endpoint, private_postgres::PrivatePostgres, skip};
 use serde_json::{Value, json};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_taskoverflow");
-
-/// A `taskoverflow` command with none of the user's Celery or database settings.
-fn taskoverflow(args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    for var in [
-        "CELERY_BROKER_URL",
-        "CELERY_RESULT_BACKEND",
-        "CELERY_DEFAULT_QUEUE",
-        "DATABASE_URL",
-        "SQLALCHEMY_DATABASE_URI",
-        "PORT",
-        "HOST",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-/// A running `serve`, its address, and everything it logged.
-struct Server {
-    child: Child,
-    base: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(extra_env: &[(&str, &str)]) -> Self {
-        let mut command = taskoverflow(&["serve", "--port", "0", "--memory"]);
-        command
-            .envs(extra_env.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        let mut child = command.spawn().expect("serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Ok(line) = log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let address = rest.split('/').next().expect("address").to_owned();
-                return Self {
-                    child,
-                    base: format!("http://{address}/api/v1"),
-                    log,
-                };
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("serve did not log its address within 30 s");
-    }
-
-    /// Sends SIGTERM and returns whether it exited successfully and what it logged.
-    fn terminate(mut self) -> (bool, String) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let exited = self.child.wait().expect("serve exits");
-        let mut logged = String::new();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
-            logged.push_str(&line);
-            logged.push('\n');
-        }
-        (exited.success(), logged)
-    }
-}
-
-impl Drop for Server {
-    /// A test that fails midway still leaves no server behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn poll_until_done(client: &reqwest::Client, status_url: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status: Value = client
-            .get(status_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let state = status["task_status"].as_str().expect("a state").to_owned();
-        assert!(
-            ["PENDING", "STARTED", "SUCCESS"].contains(&state.as_str()),
-            "unexpected state {state}"
-        );
-        if state == "SUCCESS" {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the calendar job never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use support::{
+    Schema, Server, celery_database_url, celery_results, external, poll_until_done, sigterm,
+    taskoverflow, with_option, worker,
+};
 
 #[tokio::test]
 async fn embedded_default_serves_the_whole_calendar_flow_over_http() {
@@ -318,37 +209,6 @@ fn queue_demo_reports_a_missing_queue_by_name() {
     );
 }
 
-/// The URL of `service` (`BROKER_TEST_<SERVICE>_URL`), or `None` after printing why the test
-/// is skipped (a failure when `BROKER_TEST_REQUIRE` requires the service).
-fn external(service: &'static str) -> Option<String> {
-    skip::or_skip(endpoint::broker_url(service))
-}
-
-/// `url` with `option=value` added to its query.
-fn with_option(url: &str, option: &str, value: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{option}={value}")
-}
-
-/// A separate `taskoverflow worker` process with `env`.
-fn worker(env: &[(&str, String)]) -> Child {
-    let mut command = taskoverflow(&["worker", "--shutdown-grace", "30"]);
-    command
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command.spawn().expect("the worker starts")
-}
-
-fn sigterm(child: &mut Child) -> bool {
-    let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    child.wait().expect("the worker exits").success()
-}
-
 /// The calendar flow with `serve` and separate workers on a shared broker and result store;
 /// a worker stopped by SIGTERM while jobs are queued and running loses none of them.
 async fn calendar_flow_with_separate_workers(env: Vec<(&'static str, String)>) {
@@ -435,60 +295,6 @@ async fn calendar_flow_runs_on_redis_with_separate_workers() {
         ("CELERY_DEFAULT_QUEUE", queue),
     ])
     .await;
-}
-
-/// Celery's `db+postgresql://` form of the test server's `postgres://` URL.
-fn celery_database_url(postgres: &str) -> String {
-    format!(
-        "db+{}",
-        postgres.replacen("postgres://", "postgresql://", 1)
-    )
-}
-
-/// The result backend URL that keeps Celery's result tables in `schema` of the test server.
-fn celery_results(postgres: &str, schema: &Schema) -> String {
-    with_option(
-        &celery_database_url(postgres),
-        "result_schema",
-        &schema.name,
-    )
-}
-
-/// A fresh schema name on the test PostgreSQL, dropped when the guard goes.
-struct Schema {
-    admin: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(admin: &str) -> Self {
-        Self {
-            admin: admin.to_owned(),
-            name: format!("to_{:x}", fastrand::u64(..)),
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                use sqlx::{Connection, Executor};
-                let mut connection = sqlx::PgConnection::connect(&admin).await?;
-                connection.execute(statement.as_str()).await.map(|_| ())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}", self.name);
-        }
-    }
 }
 
 #[tokio::test]
