@@ -22,8 +22,8 @@ pub fn is_secret_option(name: &str) -> bool {
 /// Meant for URLs and for the messages of client libraries, which may repeat the URL they
 /// were given. Idempotent: redacting twice changes nothing more.
 ///
-/// A password runs up to the last `@` before the next whitespace or quote, so an unencoded
-/// `/`, `?` or `#` in a password is masked too; when in doubt, more is masked, never less.
+/// A password runs up to the last `@` before the next whitespace, so an unencoded `/`, `?`,
+/// `#` or quote in a password is masked too; when in doubt, more is masked, never less.
 #[must_use]
 pub fn redact(text: &str) -> String {
     mask_secret_parameters(&mask_passwords(text))
@@ -35,9 +35,7 @@ fn mask_passwords(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, after) = rest.split_at(pos + 3);
         out.push_str(head);
-        let end = after
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
-            .unwrap_or(after.len());
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
         let (word, tail) = after.split_at(end);
         // The authority ends at the first `/`, `?` or `#` after the last `@` of the word.
         match word.rsplit_once('@') {
@@ -143,6 +141,15 @@ mod tests {
         let redacted = redact(text);
         assert!(!redacted.contains("abc"), "{redacted}");
         assert!(!redacted.contains("ghi"), "{redacted}");
+    }
+
+    #[test]
+    fn a_password_with_quotes_is_masked_whole_and_a_quoted_url_keeps_its_quotes() {
+        assert_eq!(redact("redis://:<'pw\"@cache"), "redis://:***@cache");
+        assert_eq!(
+            redact("cannot reach \"redis://:pw@cache:6379\": refused"),
+            "cannot reach \"redis://:***@cache:6379\": refused"
+        );
     }
 
     #[test]
