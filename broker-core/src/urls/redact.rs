@@ -57,34 +57,45 @@ fn mask_passwords(text: &str) -> String {
     out
 }
 
+/// Masks the value of each secret option in a query: a `name=value` after the `?` that starts
+/// a query, or after a `&` within one. A query ends at whitespace; a value at whitespace, `&`
+/// or `#`, so a `?` or quote in a secret is masked with it.
 fn mask_secret_parameters(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut in_query = false;
     let mut rest = text;
-    while let Some(pos) = rest.find(['?', '&']) {
-        let (head, after) = rest.split_at(pos + 1);
+    while let Some(pos) = rest.find(|c: char| matches!(c, '?' | '&') || c.is_whitespace()) {
+        let delimiter = rest[pos..].chars().next().unwrap_or(' ');
+        let (head, after) = rest.split_at(pos + delimiter.len_utf8());
         out.push_str(head);
-        let name_end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-            .unwrap_or(after.len());
-        let (name, after_name) = after.split_at(name_end);
-        match after_name.strip_prefix('=') {
-            Some(value_and_tail) if !name.is_empty() && is_secret_option(name) => {
-                let value_end = value_and_tail
-                    .find(|c: char| {
-                        c.is_whitespace() || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>' | '`')
-                    })
-                    .unwrap_or(value_and_tail.len());
-                out.push_str(name);
-                out.push('=');
-                if value_end > 0 {
-                    out.push_str(MASK);
-                }
-                rest = &value_and_tail[value_end..];
-            }
+        rest = after;
+        match delimiter {
+            '?' => in_query = true,
+            '&' if in_query => {}
             _ => {
-                out.push_str(name);
-                rest = after_name;
+                // Whitespace ends the query; a `&` outside one starts no option.
+                in_query &= delimiter == '&';
+                continue;
             }
+        }
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            .unwrap_or(rest.len());
+        let (name, after_name) = rest.split_at(name_end);
+        out.push_str(name);
+        rest = after_name;
+        if let Some(value_and_tail) = after_name.strip_prefix('=')
+            && !name.is_empty()
+            && is_secret_option(name)
+        {
+            let value_end = value_and_tail
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | '#'))
+                .unwrap_or(value_and_tail.len());
+            out.push('=');
+            if value_end > 0 {
+                out.push_str(MASK);
+            }
+            rest = &value_and_tail[value_end..];
         }
     }
     out.push_str(rest);
@@ -133,6 +144,16 @@ mod tests {
             redact("sqs://?aws_secret_access_key=abc/def"),
             "sqs://?aws_secret_access_key=***"
         );
+    }
+
+    #[test]
+    fn only_options_of_a_query_are_masked_and_a_secret_with_a_question_mark_whole() {
+        // `&password=` before any `?` is part of a host, not an option.
+        assert_eq!(
+            redact("postgres://db&password=x?password=a?b'c&sslmode=require"),
+            "postgres://db&password=x?password=***&sslmode=require"
+        );
+        assert_eq!(redact("a ?token=t0k b &token=t1k"), "a ?token=*** b &token=t1k");
     }
 
     #[test]
