@@ -20,8 +20,10 @@ ran for minutes: each send counted the queue's messages three times (for an attr
 from which it reads one flag), and each delete asked every queued message for every receipt
 handle it ever had. Here a send leaves the counts it never reads at 0, and a delete finds its
 message through an index of receipt handles. A FIFO send, too, compared its deduplication id
-with every queued message's; here it looks up the last message sent with that id. Nothing
-else changes.
+with every queued message's; here it looks up the last message sent with that id.
+
+moto lets two receives at once take messages of one FIFO group (see
+_receive_message_atomically); here FIFO receives claim one at a time. Nothing else changes.
 """
 
 import functools
@@ -138,6 +140,52 @@ def _add_message_deduplicated_by_index(queue, message):
 
 
 Queue.add_message = _add_message_deduplicated_by_index
+
+_receive_message = sqs_models.SQSBackend.receive_message
+
+
+def _receive_message_atomically(
+    backend,
+    queue_name,
+    count,
+    wait_seconds_timeout,
+    visibility_timeout,
+    message_attribute_names=None,
+):
+    """moto's receive, with a FIFO queue's scan-and-claim under a lock of the queue.
+
+    moto notes which groups have messages in flight when a receive begins, then claims messages
+    one by one; two receives at once both find a group free and each take some of it, which a
+    FIFO queue on AWS never allows. Here one FIFO receive at a time scans (as a short poll),
+    and a long poll waits between scans without the lock.
+    """
+    queue = backend.get_queue(queue_name)
+    if not queue.fifo_queue:
+        return _receive_message(
+            backend,
+            queue_name,
+            count,
+            wait_seconds_timeout,
+            visibility_timeout,
+            message_attribute_names,
+        )
+    lock = queue.__dict__.setdefault("_receive_lock", threading.Lock())
+    deadline = time.time() + (wait_seconds_timeout or 0)
+    while True:
+        with lock:
+            received = _receive_message(
+                backend, queue_name, count, 0, visibility_timeout, message_attribute_names
+            )
+        left = deadline - time.time()
+        if received or left <= 0:
+            return received
+        if queue.messages:
+            time.sleep(min(0.02, left))  # visible, but their groups are in flight
+        else:
+            queue.wait_for_messages(min(1.0, left))  # woken by the next send
+
+
+sqs_models.SQSBackend.receive_message = _receive_message_atomically
 # Sending a message reads one queue attribute (ContentBasedDeduplication) from the dictionary
 # of all of them, counts included, three times: while a thread sends, the counts (which a send
 # never uses) read 0.
