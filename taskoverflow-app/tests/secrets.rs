@@ -12,7 +12,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{Schema, Server, celery_results, external, output_within, taskoverflow};
+use support::{Schema, Server, celery_results, external, get_json, output_within, taskoverflow};
 
 const PASSWORD: &str = "pw-7Hq2Zx9Lm";
 const AWS_SECRET_KEY: &str = "aws-Wd3Kp8Tr5Ys";
@@ -155,28 +155,15 @@ async fn a_calendar_job_run_with_secrets_in_every_url_prints_none() {
     let todo = json!({"title": "Rotate keys", "deadline_at": "2030-01-02T03:04:05"});
     let created = client.post(&todos).json(&todo).send().await.unwrap();
     assert_eq!(created.status(), 201);
-    let accepted: Value = client
-        .post(format!("{todos}/ical"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = client.post(format!("{todos}/ical")).send().await.unwrap();
+    let accepted: Value = accepted.json().await.unwrap();
     let status_url = accepted["task_url"].as_str().expect("task_url").to_owned();
 
     let worker = logging_everything(&["worker"], &env);
     let worker = thread::spawn(move || output_within(worker, Duration::from_secs(15)));
     let deadline = Instant::now() + Duration::from_secs(15);
     let state = loop {
-        let status: Value = client
-            .get(&status_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = get_json(&client, &status_url).await;
         let state = status["task_status"]
             .as_str()
             .unwrap_or_default()

@@ -153,7 +153,10 @@ mod tests {
             redact("postgres://db&password=x?password=a?b'c&sslmode=require"),
             "postgres://db&password=x?password=***&sslmode=require"
         );
-        assert_eq!(redact("a ?token=t0k b &token=t1k"), "a ?token=*** b &token=t1k");
+        assert_eq!(
+            redact("a ?token=t0k b &token=t1k"),
+            "a ?token=*** b &token=t1k"
+        );
     }
 
     #[test]

@@ -94,18 +94,17 @@ impl Drop for Server {
     }
 }
 
+/// The JSON body of a GET of `url`.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.expect("the GET is answered");
+    response.json().await.expect("a JSON body")
+}
+
 /// The status of the calendar job at `status_url` once it is `SUCCESS` (within 20 s).
 pub async fn poll_until_done(client: &reqwest::Client, status_url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status: Value = client
-            .get(status_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = get_json(client, status_url).await;
         let state = status["task_status"].as_str().expect("a state").to_owned();
         assert!(
             ["PENDING", "STARTED", "SUCCESS"].contains(&state.as_str()),
