@@ -3,6 +3,7 @@
 //! One subcommand per process role. `serve` runs the API and the web UI; the worker and the
 //! queue demo join [`Command`] as further variants, each with its own module like [`serve`].
 
+pub mod broker;
 pub mod queue;
 pub mod serve;
 pub mod worker;
@@ -32,6 +33,8 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     /// The queue demo: send 100 numbered messages, or receive and print them.
     Queue(queue::QueueArgs),
+    /// The configured broker: `broker info` shows its declared capabilities.
+    Broker(broker::BrokerArgs),
 }
 
 /// Runs the command line to completion: sets up logging from `RUST_LOG` (default `info`),
@@ -45,6 +48,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await.map_err(Into::into),
         Command::Worker(args) => worker::run(args).await.map_err(Into::into),
         Command::Queue(args) => queue::run(args).await.map_err(Into::into),
+        Command::Broker(args) => broker::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,108 @@
+//! `taskoverflow broker`: what the configured broker is and what it promises.
+//!
+//! `broker info` opens the broker `CELERY_BROKER_URL` names (the embedded default when unset)
+//! and prints its URL, with the password masked, and its declared capabilities as a table:
+//! the same declaration the framework checks every call against.
+
+use std::fmt::Write as _;
+
+use broker_core::{Capabilities, urls::redact};
+use clap::{Args, Subcommand};
+
+use crate::{backends, config::EMBEDDED_BROKER};
+
+/// Options of `taskoverflow broker`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub command: BrokerCommand,
+
+    /// Broker URL (default: the embedded broker).
+    #[arg(
+        long = "broker-url",
+        env = "CELERY_BROKER_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_url: Option<String>,
+}
+
+/// The `broker` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BrokerCommand {
+    /// The broker's URL (password masked) and its declared capabilities, as a table.
+    Info,
+}
+
+/// Runs a `broker` subcommand, printing to standard output.
+///
+/// # Errors
+/// The broker's error when its URL is malformed or it cannot be opened.
+pub async fn run(args: BrokerArgs) -> Result<(), broker_core::Error> {
+    let url = args
+        .broker_url
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| EMBEDDED_BROKER.to_owned());
+    match args.command {
+        BrokerCommand::Info => {
+            let broker = backends::compiled_in().broker(&url).await?;
+            print!(
+                "broker: {}\n\n{}",
+                redact(&url),
+                capability_table(broker.capabilities())
+            );
+            broker.close().await
+        }
+    }
+}
+
+/// `capabilities` as a two-column table, one row per promise, in declaration order.
+#[must_use]
+pub fn capability_table(capabilities: &Capabilities) -> String {
+    let rows = [
+        ("backend", capabilities.backend.to_owned()),
+        ("delivery", format!("{:?}", capabilities.delivery)),
+        ("ordering", format!("{:?}", capabilities.ordering)),
+        ("deduplication", format!("{:?}", capabilities.deduplication)),
+        ("redelivery", format!("{:?}", capabilities.redelivery)),
+        ("stale tokens", format!("{:?}", capabilities.stale_tokens)),
+        ("delay", format!("{:?}", capabilities.delay)),
+        ("dead letter", format!("{:?}", capabilities.dead_letter)),
+        ("persistence", format!("{:?}", capabilities.persistence)),
+        (
+            "max lease",
+            capabilities
+                .max_lease()
+                .map_or_else(|| "none".to_owned(), |lease| format!("{lease:?}")),
+        ),
+        ("max batch", capabilities.max_batch.to_string()),
+        ("max payload", format!("{} bytes", capabilities.max_payload)),
+        ("idle pickup", format!("{:?}", capabilities.idle_pickup)),
+    ];
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut table = format!("{:width$}  value\n", "capability");
+    for (name, value) in rows {
+        let _ = writeln!(table, "{name:width$}  {value}");
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use broker_core::{Capabilities, DeliveryGuarantee};
+
+    use super::capability_table;
+
+    #[test]
+    fn every_promise_gets_a_row_with_its_value() {
+        let table = capability_table(&Capabilities::minimal("test"));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 14, "{table}");
+        assert!(lines[0].starts_with("capability"), "{table}");
+        assert!(lines[1].starts_with("backend ") && lines[1].ends_with(" test"));
+        let delivery = format!("{:?}", DeliveryGuarantee::AtLeastOnce);
+        assert!(lines[2].ends_with(&delivery), "{table}");
+        assert!(lines[12].ends_with(" bytes"), "{table}");
+    }
+}
