@@ -213,7 +213,6 @@ Queue.messages = property(_visible)
 Queue.approximate_number_of_messages = _count(lambda queue: len(_visible(queue)))
 Queue.approximate_number_of_messages_not_visible = _count(_not_visible)
 Queue.approximate_number_of_messages_delayed = _count(_delayed)
-Queue.add_message = _counts_unused(Queue.add_message)
 for _send in ("send_message", "send_message_batch"):
     setattr(sqs_models.SQSBackend, _send, _counts_unused(getattr(sqs_models.SQSBackend, _send)))
 
