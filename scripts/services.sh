@@ -105,8 +105,15 @@ start_sqs() {
       install_missing_package python3-venv
       python3 -m venv "$venv" >&2
     fi
+    # Every package pinned, to the set CI last passed with: scripts/moto_server.py changes
+    # moto's internals, and a new release of anything below may move them.
     "$venv/bin/pip" install -q --disable-pip-version-check \
-      moto==5.2.5 Flask==3.1.3 flask-cors==6.0.5 Werkzeug==3.1.9 >&2
+      moto==5.2.5 Flask==3.1.3 flask-cors==6.0.5 Werkzeug==3.1.9 boto3==1.44.18 \
+      botocore==1.44.18 s3transfer==0.19.3 responses==0.26.3 requests==2.34.2 urllib3==2.8.0 \
+      xmltodict==1.0.4 cryptography==51.0.1 cffi==2.1.1 pycparser==3.12 Jinja2==3.1.6 \
+      MarkupSafe==3.0.4 python-dateutil==2.9.0.post0 six==1.17.0 PyYAML==6.0.4 jmespath==1.1.0 \
+      blinker==1.9.0 click==8.5.1 itsdangerous==2.2.0 certifi==2026.10.19.post1 \
+      charset-normalizer==3.5.3 idna==3.21 >&2
   fi
   say "starting moto on $HOST:$SQS_PORT"
   mkdir -p "$home"
