@@ -129,6 +129,20 @@ pub enum NackAction {
     },
 }
 
+/// How many messages a queue holds, by state, as far as its backend can tell
+/// ([`Broker::count`]). Dead letters are counted on the dead-letter queue, not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Ready to be received now.
+    pub ready: u64,
+    /// Received and not yet settled: leased, or held by a consumer's connection. `None` when
+    /// the broker cannot tell.
+    pub in_flight: Option<u64>,
+    /// Published or nacked with a delay that has not passed yet. `None` when the broker cannot
+    /// tell (or the backend has no delays).
+    pub delayed: Option<u64>,
+}
+
 /// The driver trait: the few operations a backend must provide.
 ///
 /// Implementations must be cheap to share (`Arc<dyn Broker>`), must not retry on their own and
@@ -196,6 +210,17 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// Sets the delivery's lease to end `lease` from now.
     async fn extend_lease(&self, queue: &str, token: &AckToken, lease: Duration) -> Result<()>;
+
+    /// How many messages `queue` holds. Only called when the backend declares
+    /// [`Counting`](crate::Counting) other than `Unsupported`; how exact the answer is, it
+    /// declares there too.
+    ///
+    /// The default refuses with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    /// A missing queue is [`ErrorKind::QueueNotFound`](crate::ErrorKind::QueueNotFound).
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        let _ = queue;
+        Err(self.capabilities().cannot_count())
+    }
 
     /// The queue that dead letters of `queue` go to: moved there by the backend when it
     /// dead-letters, published there by the [`worker`](crate::worker) when it cannot. `None`

@@ -134,6 +134,19 @@ pub enum Persistence {
     Durable,
 }
 
+/// Whether the backend can say how many messages a queue holds
+/// ([`Broker::count`](crate::Broker::count)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Counting {
+    /// Counting is refused with [`ErrorKind::Unsupported`].
+    Unsupported,
+    /// Counts are estimates that settle within seconds of a change (SQS's approximate
+    /// attributes): right for a dashboard, not for deciding whether a queue is empty.
+    Approximate,
+    /// Counts are exact at the moment the broker answers.
+    Exact,
+}
+
 /// The guarantees and limits of one backend.
 /// Backends build it from [`Capabilities::minimal`] with struct-update syntax.
 ///
@@ -153,6 +166,7 @@ pub enum Persistence {
 /// | [`max_lease`](Capabilities::max_lease) | an extension over it | [`InvalidInput`](ErrorKind::InvalidInput) |
 /// | [`DeadLetter::Unsupported`] | a dead-letter nack | [`Unsupported`](ErrorKind::Unsupported) |
 /// | a dead-letter queue has none (see [`dead_letter_queue`](crate::dead_letter_queue)) | a dead-letter nack from it | [`Unsupported`](ErrorKind::Unsupported) |
+/// | [`Counting::Unsupported`] | counting a queue | [`Unsupported`](ErrorKind::Unsupported) |
 ///
 /// `max_batch` is never an error: publishes and acks are split into batches of at most
 /// `max_batch`, and a receive asking for more is lowered to it (see
@@ -177,6 +191,8 @@ pub struct Capabilities {
     pub dead_letter: DeadLetter,
     /// Survives a broker restart or not.
     pub persistence: Persistence,
+    /// Whether queues can be counted.
+    pub counting: Counting,
     /// The most messages one publish or receive call handles.
     pub max_batch: usize,
     /// The largest [`Message::encoded_size`](crate::Message::encoded_size) accepted, in bytes.
@@ -203,6 +219,7 @@ impl Capabilities {
             delay: Delay::Unsupported,
             dead_letter: DeadLetter::Unsupported,
             persistence: Persistence::Transient,
+            counting: Counting::Unsupported,
             max_batch: 1,
             max_payload: 256 * 1024,
             idle_pickup: Duration::from_secs(1),
@@ -239,6 +256,7 @@ impl Capabilities {
             Requirement::StaleTokens(promise) => self.stale_tokens >= promise,
             Requirement::Durable => self.persistence == Persistence::Durable,
             Requirement::PayloadUpTo(bytes) => self.max_payload >= bytes,
+            Requirement::Counting => self.counting != Counting::Unsupported,
         }
     }
 
@@ -296,6 +314,8 @@ pub enum Requirement {
     Durable,
     /// Payloads of this many bytes are accepted.
     PayloadUpTo(usize),
+    /// Queues can be counted, exactly or approximately (see [`Counting`]).
+    Counting,
 }
 
 impl fmt::Display for Requirement {
@@ -319,6 +339,7 @@ impl fmt::Display for Requirement {
             }
             Self::Durable => f.write_str("durable messages"),
             Self::PayloadUpTo(n) => write!(f, "payloads of {n} bytes"),
+            Self::Counting => f.write_str("queue counts"),
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum Operation {
     ExtendLease,
     /// Closing the connection.
     Close,
+    /// Counting the messages of a queue.
+    Count,
     /// Writing a task result.
     StoreResult,
     /// Reading a task result.
@@ -55,6 +57,7 @@ impl fmt::Display for Operation {
             Self::Nack => "nack",
             Self::ExtendLease => "extend lease",
             Self::Close => "close",
+            Self::Count => "count",
             Self::StoreResult => "store result",
             Self::FetchResult => "fetch result",
             Self::ParseUrl => "parse url",

@@ -19,6 +19,7 @@ mod headers;
 mod limits;
 mod message;
 mod queue;
+mod redrive;
 mod result;
 mod retry;
 pub mod tasks;
@@ -26,10 +27,10 @@ pub mod urls;
 mod wait;
 pub mod worker;
 
-pub use broker::{AckToken, Broker, Capacity, NackAction, Received};
+pub use broker::{AckToken, Broker, Capacity, NackAction, QueueCounts, Received};
 pub use capabilities::{
-    Capabilities, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension, Ordering,
-    Persistence, Redelivery, Requirement, StaleTokens,
+    Capabilities, Counting, DeadLetter, Deduplication, Delay, DeliveryGuarantee, LeaseExtension,
+    Ordering, Persistence, Redelivery, Requirement, StaleTokens,
 };
 pub use dead_letter::{
     DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUFFIX, dead_letter_queue, is_dead_letter_queue,
@@ -39,6 +40,7 @@ pub use error::{Error, ErrorKind, Operation, Result};
 pub use headers::Headers;
 pub use message::{Message, Properties};
 pub use queue::Queue;
+pub use redrive::{DeadLetterSummary, DeadLetters};
 pub use result::{ResultStore, ResultStoreExt, TaskResult, TaskState};
 pub use retry::RetryPolicy;
 pub use wait::{Look, wait_for_work};

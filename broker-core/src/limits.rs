@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::{
     broker::NackAction,
-    capabilities::{Capabilities, DeadLetter, Delay},
+    capabilities::{Capabilities, Counting, DeadLetter, Delay},
     error::{Error, ErrorKind, Operation, Result},
     message::Message,
 };
@@ -80,6 +80,29 @@ impl Capabilities {
             )),
             Some(_) => Ok(()),
         }
+    }
+
+    /// Checks that queues can be counted.
+    ///
+    /// # Errors
+    /// `Unsupported` when the backend declares [`Counting::Unsupported`].
+    pub fn check_count(&self) -> Result<()> {
+        match self.counting {
+            Counting::Unsupported => Err(self.cannot_count()),
+            Counting::Approximate | Counting::Exact => Ok(()),
+        }
+    }
+
+    /// The error of a backend asked to count queues that cannot.
+    pub(crate) fn cannot_count(&self) -> Error {
+        self.refused(
+            ErrorKind::Unsupported,
+            Operation::Count,
+            format!(
+                "the {} backend cannot count the messages of a queue",
+                self.backend
+            ),
+        )
     }
 
     /// The error for a dead-letter nack of a delivery from `queue`, a dead-letter queue.

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tracing::Instrument;
 
 use crate::{
-    broker::{Broker, Capacity},
+    broker::{Broker, Capacity, QueueCounts},
     capabilities::Capabilities,
     delivery::Delivery,
     error::Result,
@@ -170,6 +170,42 @@ impl Queue {
     /// See [`Queue::receive`].
     pub async fn receive_one(&self, wait: Duration) -> Result<Option<Delivery>> {
         Ok(self.receive(1, wait).await?.into_iter().next())
+    }
+
+    /// How many messages the queue holds, by state; as exact as the backend's
+    /// [`Counting`](crate::Counting) declares.
+    ///
+    /// # Errors
+    /// `Unsupported` before the backend is asked when it cannot count; the backend's error after
+    /// retries otherwise.
+    pub async fn counts(&self) -> Result<QueueCounts> {
+        self.capabilities().check_count()?;
+        self.retry.run(|| self.broker.count(&self.name)).await
+    }
+
+    /// Removes every message that is ready, and returns how many it removed. Messages leased
+    /// to consumers and delayed ones stay: the same on every backend, as AMQP's `queue.purge`
+    /// and Celery's `purge` behave.
+    ///
+    /// Messages no receive can reach yet stay too: on a backend that holds a key's next
+    /// message while one is in flight (SQS FIFO), those behind a leased one.
+    ///
+    /// It receives and acks in batches until a receive waiting `wait` finds nothing, so
+    /// messages published meanwhile are removed too, and a queue that never runs dry is
+    /// purged until it does. Cancelling it leaves the taken messages leased, to come back.
+    ///
+    /// # Errors
+    /// The first receive or ack error after retries; what was removed before stays removed.
+    pub async fn purge(&self, wait: Duration) -> Result<u64> {
+        let mut removed = 0u64;
+        loop {
+            let batch = self.receive(self.capabilities().max_batch, wait).await?;
+            if batch.is_empty() {
+                return Ok(removed);
+            }
+            removed += batch.len() as u64;
+            self.ack_all(batch).await?;
+        }
     }
 
     /// Acknowledges many deliveries of this queue with as few calls as the backend allows.

@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Delay,
-    DeliveryGuarantee, Error, ErrorKind, Message, NackAction, Operation, Ordering, Persistence,
-    Properties, Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, Counting, DEAD_LETTER_REASON_HEADER, DeadLetter,
+    Delay, DeliveryGuarantee, Error, ErrorKind, Message, NackAction, Operation, Ordering,
+    Persistence, Properties, QueueCounts, Received, Redelivery, Result, StaleTokens,
 };
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
@@ -93,6 +93,7 @@ impl AmqpBroker {
                 max_receives: config.max_receives,
             },
             persistence: Persistence::Durable,
+            counting: Counting::Exact,
             max_batch: MAX_BATCH,
             max_payload: MAX_PAYLOAD,
             ..Capabilities::minimal(BACKEND)
@@ -673,6 +674,38 @@ impl Broker for AmqpBroker {
             Operation::ExtendLease,
             "RabbitMQ deliveries have no lease: they stay with the connection until settled",
         ))
+    }
+
+    /// A passive `queue.declare`: RabbitMQ's count of the messages it has not pushed to any
+    /// consumer. Messages pushed and not yet acked (this process's prefetch included) are in
+    /// flight, which AMQP does not count, and each delay has its own queue
+    /// ([`delay_queue`](crate::topology::delay_queue)), which it cannot list: both are `None`.
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        let operation = Operation::Count;
+        let name = short(queue).map_err(|detail| invalid_input(operation, detail))?;
+        let declared = self
+            .on_new_channel(operation, async |channel| {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..durable_queue()
+                };
+                channel
+                    .queue_declare(name, passive, FieldTable::default())
+                    .await
+            })
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::QueueNotFound {
+                    queue_not_found(operation, queue)
+                } else {
+                    e
+                }
+            })?;
+        Ok(QueueCounts {
+            ready: u64::from(declared.message_count()),
+            in_flight: None,
+            delayed: None,
+        })
     }
 
     async fn close(&self) -> Result<()> {

@@ -11,10 +11,10 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
-    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message, NackAction,
-    Operation, Ordering, Persistence, Received, Redelivery, Result, StaleTokens, dead_letter_queue,
-    is_dead_letter_queue, wait_for_work,
+    AckToken, Broker, Capabilities, Capacity, Counting, DEAD_LETTER_REASON_HEADER, DeadLetter,
+    Deduplication, Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message,
+    NackAction, Operation, Ordering, Persistence, QueueCounts, Received, Redelivery, Result,
+    StaleTokens, dead_letter_queue, is_dead_letter_queue, wait_for_work,
 };
 use tokio::time::Instant;
 
@@ -106,6 +106,7 @@ impl MemoryBroker {
                 max_receives: config.max_receives,
             },
             persistence: Persistence::Transient,
+            counting: Counting::Exact,
             max_batch: 100,
             max_payload: 8 * 1024 * 1024,
             ..Capabilities::minimal(BACKEND)
@@ -355,6 +356,14 @@ impl Broker for MemoryBroker {
 
     /// Closes this handle and wakes its waiting receives, which then fail with `Closed`.
     /// Receives of other handles wake too, look, and wait on.
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        let now = Instant::now();
+        let mut guard = self.open(Operation::Count)?;
+        let state = &mut *guard;
+        self.reap(state, queue, now);
+        Ok(Self::queue_mut(&mut state.queues, queue, Operation::Count)?.counts())
+    }
+
     async fn close(&self) -> Result<()> {
         self.closed.store(true, AtomicOrdering::Release);
         for q in self.shared.lock().queues.values() {

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use broker_core::{Headers, Message, Properties, Received};
+use broker_core::{Headers, Message, Properties, QueueCounts, Received};
 use bytes::Bytes;
 use tokio::{sync::Notify, time::Instant};
 
@@ -213,6 +213,15 @@ impl QueueState {
         match (delayed, lease) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The queue's messages by state, after [`reap`](Self::reap).
+    pub(crate) fn counts(&self) -> QueueCounts {
+        QueueCounts {
+            ready: self.ready.len() as u64,
+            in_flight: Some(self.leased.len() as u64),
+            delayed: Some(self.delayed_messages.len() as u64),
         }
     }
 

@@ -8,10 +8,10 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
-    Delay, DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Look, Message, NackAction,
-    Operation, Ordering, Persistence, Properties, Received, Redelivery, Result, StaleTokens,
-    dead_letter_queue, wait_for_work,
+    AckToken, Broker, Capabilities, Capacity, Counting, DEAD_LETTER_REASON_HEADER, DeadLetter,
+    Deduplication, Delay, DeliveryGuarantee, ErrorKind, Headers, LeaseExtension, Look, Message,
+    NackAction, Operation, Ordering, Persistence, Properties, QueueCounts, Received, Redelivery,
+    Result, StaleTokens, dead_letter_queue, wait_for_work,
 };
 use serde_json::{Map, Value, value::RawValue};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
@@ -111,6 +111,7 @@ impl PostgresBroker {
                 max_receives: config.max_receives,
             },
             persistence: Persistence::Durable,
+            counting: Counting::Exact,
             max_batch: MAX_BATCH,
             max_payload: MAX_PAYLOAD,
             ..Capabilities::minimal(BACKEND)
@@ -501,6 +502,25 @@ impl Broker for PostgresBroker {
         } else {
             Err(lease_lost(token, Operation::ExtendLease))
         }
+    }
+
+    /// One statement counts at one instant (see [`Statements::count`](crate::sql::Statements)).
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        self.check_open(Operation::Count)?;
+        let row = sqlx::query(&self.sql.count)
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.failed(Operation::Count, e))?;
+        if !row.get::<bool, _>("queue_exists") {
+            return Err(missing(queue, Operation::Count));
+        }
+        let count = |column: &str| u64::try_from(row.get::<i64, _>(column)).unwrap_or(0);
+        Ok(QueueCounts {
+            ready: count("ready"),
+            in_flight: Some(count("in_flight")),
+            delayed: Some(count("delayed")),
+        })
     }
 
     /// Stops the listener, wakes waiting receives (they fail with `Closed`) and closes the

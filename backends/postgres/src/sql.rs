@@ -54,6 +54,10 @@ pub struct Statements {
     pub delete: String,
     /// Forgets deduplication ids whose window has passed.
     pub purge_dedup: String,
+    /// Counts queue `$1`'s messages at one instant: `queue_exists bool`, `ready int8`
+    /// (available now, expired leases included), `in_flight int8` (leased), `delayed int8`
+    /// (waiting for a delay).
+    pub count: String,
 }
 
 impl Statements {
@@ -169,6 +173,16 @@ impl Statements {
             ),
             delete: format!("DELETE FROM {s}.queues WHERE name = ANY($1::text[])"),
             purge_dedup: format!("DELETE FROM {s}.dedup WHERE expires_at <= clock_timestamp()"),
+            count: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.queues WHERE name = $1) AS queue_exists,
+                        count(*) FILTER (WHERE m.available_at <= t.now) AS ready,
+                        count(*) FILTER (WHERE m.available_at > t.now AND m.lease_token IS NOT NULL)
+                            AS in_flight,
+                        count(*) FILTER (WHERE m.available_at > t.now AND m.lease_token IS NULL)
+                            AS delayed
+                 FROM (SELECT clock_timestamp() AS now) AS t
+                 LEFT JOIN {s}.messages AS m ON m.queue = $1"
+            ),
         }
     }
 }

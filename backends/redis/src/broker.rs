@@ -12,10 +12,10 @@ use std::{
 
 use async_trait::async_trait;
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_SUFFIX, DeadLetter, Deduplication, Delay,
-    DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message, NackAction, Operation,
-    Ordering, Persistence, Received, Redelivery, Result, StaleTokens, dead_letter_queue,
-    is_dead_letter_queue, wait_for_work,
+    AckToken, Broker, Capabilities, Capacity, Counting, DEAD_LETTER_SUFFIX, DeadLetter,
+    Deduplication, Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Look, Message,
+    NackAction, Operation, Ordering, Persistence, QueueCounts, Received, Redelivery, Result,
+    StaleTokens, dead_letter_queue, is_dead_letter_queue, wait_for_work,
 };
 use redis::{Value, aio::ConnectionManager};
 use tokio::{task::JoinHandle, time::Instant};
@@ -451,6 +451,7 @@ fn capabilities(config: &RedisConfig, persistence: Persistence) -> Capabilities 
             max_receives: config.max_receives,
         },
         persistence,
+        counting: Counting::Exact,
         max_batch: MAX_BATCH,
         max_payload: MAX_PAYLOAD,
         ..Capabilities::minimal(BACKEND)
@@ -598,6 +599,28 @@ impl Broker for RedisBroker {
                 format!("delivery {tag} is no longer leased to this consumer"),
             ))
         }
+    }
+
+    /// Ready is the list's length and delayed the delayed set's size; in flight scans every
+    /// lease under the key prefix (see [`scripts::COUNT`]). Expired leases not yet restored
+    /// count as in flight, due delayed messages not yet moved as delayed.
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        let mut conn = self.conn(Operation::Count)?;
+        let (ready, in_flight, delayed): (u64, u64, u64) = SCRIPTS
+            .count
+            .key(self.keys.binding(queue))
+            .key(self.keys.queue(queue))
+            .key(self.keys.unacked())
+            .key(self.keys.delayed(queue))
+            .arg(queue)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.script_error(Operation::Count, queue, &e))?;
+        Ok(QueueCounts {
+            ready,
+            in_flight: Some(in_flight),
+            delayed: Some(delayed),
+        })
     }
 
     async fn close(&self) -> Result<()> {

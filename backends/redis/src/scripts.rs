@@ -22,6 +22,8 @@ pub const ACK: &str = script!("lua/ack.lua");
 pub const NACK: &str = script!("lua/nack.lua");
 /// Extends one delivery's lease.
 pub const EXTEND: &str = script!("lua/extend.lua");
+/// Counts a queue's ready, leased and delayed messages.
+pub const COUNT: &str = include_str!("lua/count.lua");
 
 pub(crate) struct Scripts {
     pub(crate) publish: Script,
@@ -29,6 +31,7 @@ pub(crate) struct Scripts {
     pub(crate) ack: Script,
     pub(crate) nack: Script,
     pub(crate) extend: Script,
+    pub(crate) count: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -37,4 +40,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     ack: Script::new(ACK),
     nack: Script::new(NACK),
     extend: Script::new(EXTEND),
+    count: Script::new(COUNT),
 });

@@ -20,9 +20,9 @@ use aws_sdk_sqs::{
     },
 };
 use broker_core::{
-    AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Deduplication,
-    Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction, Operation,
-    Ordering, Persistence, Received, Redelivery, Result, StaleTokens,
+    AckToken, Broker, Capabilities, Capacity, Counting, DEAD_LETTER_REASON_HEADER, DeadLetter,
+    Deduplication, Delay, DeliveryGuarantee, Error, ErrorKind, LeaseExtension, Message, NackAction,
+    Operation, Ordering, Persistence, QueueCounts, Received, Redelivery, Result, StaleTokens,
 };
 use tokio::time::Instant;
 
@@ -162,6 +162,7 @@ impl SqsBroker {
                 max_receives: config.max_receives,
             },
             persistence: Persistence::Durable,
+            counting: Counting::Approximate,
             max_batch: MAX_BATCH,
             max_payload: MAX_PAYLOAD,
             idle_pickup: Duration::from_secs(1),
@@ -784,6 +785,36 @@ impl Broker for SqsBroker {
 
     fn dead_letter_queue(&self, queue: &str) -> Option<String> {
         naming::dead_letter_queue(queue)
+    }
+
+    /// SQS's approximate attributes: visible, not visible (in flight) and delayed messages,
+    /// which settle within about a minute of a change on SQS itself.
+    async fn count(&self, queue: &str) -> Result<QueueCounts> {
+        let resolved = self.resolve(Operation::Count, queue).await?;
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&resolved.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| not_found_or(Operation::Count, queue, &e))?;
+        let attribute = |name: QueueAttributeName| {
+            let value = answer.attributes().and_then(|a| a.get(&name));
+            value.and_then(|v| v.parse::<u64>().ok())
+        };
+        Ok(QueueCounts {
+            ready: attribute(QueueAttributeName::ApproximateNumberOfMessages).ok_or_else(|| {
+                protocol(
+                    Operation::Count,
+                    "GetQueueAttributes answered without ApproximateNumberOfMessages",
+                )
+            })?,
+            in_flight: attribute(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: attribute(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
     }
 
     /// Marks the broker closed; SQS keeps no connection state, so deliveries come back after

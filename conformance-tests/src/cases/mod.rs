@@ -1,8 +1,10 @@
 //! The table of cases and the gates that decide which apply.
 
 mod backlog;
+mod counting;
 mod delivery;
 mod durability;
+mod housekeeping;
 mod limits;
 mod order;
 mod redelivery;
@@ -197,6 +199,18 @@ pub static CASES: &[Case] = &[
     ),
     case!(
         limits::dead_letter_queue_has_none_of_its_own,
+        Gate::requires(&[Requirement::DeadLetter])
+    ),
+    case!(
+        counting::counts_follow_messages_through_their_states,
+        Gate::requires(&[Requirement::Counting])
+    ),
+    case!(
+        housekeeping::purge_removes_ready_messages_and_keeps_leased_ones,
+        Gate::ALWAYS
+    ),
+    case!(
+        housekeeping::dead_letters_are_listed_in_place_and_redriven_home,
         Gate::requires(&[Requirement::DeadLetter])
     ),
     case!(delivery::missing_queue_is_a_typed_error, Gate::ALWAYS),
