@@ -4,20 +4,17 @@
 //! and prints its URL, with the password masked, and its declared capabilities as a table:
 //! the same declaration the framework checks every call against.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::Arc};
 
-use broker_core::{Capabilities, urls::redact};
+use broker_core::{Broker, Capabilities, urls::redact};
 use clap::{Args, Subcommand};
 
 use crate::{backends, config::EMBEDDED_BROKER};
 
-/// Options of `taskoverflow broker`.
+/// The broker an operator's command works on: `--broker-url`, else `CELERY_BROKER_URL`, else
+/// the embedded broker (which lives inside each process, so a command sees only its own).
 #[derive(Debug, Clone, Args)]
-pub struct BrokerArgs {
-    /// What to show.
-    #[command(subcommand)]
-    pub command: BrokerCommand,
-
+pub struct BrokerUrl {
     /// Broker URL (default: the embedded broker).
     #[arg(
         long = "broker-url",
@@ -26,6 +23,43 @@ pub struct BrokerArgs {
         global = true
     )]
     pub broker_url: Option<String>,
+}
+
+impl BrokerUrl {
+    /// The URL, the embedded broker's when none is set.
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.broker_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| EMBEDDED_BROKER.to_owned())
+    }
+
+    /// The URL with its password masked, for printing.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        redact(&self.url())
+    }
+
+    /// Opens the broker.
+    ///
+    /// # Errors
+    /// The broker's error when its URL is malformed or it cannot be opened.
+    pub async fn open(&self) -> Result<Arc<dyn Broker>, broker_core::Error> {
+        backends::compiled_in().broker(&self.url()).await
+    }
+}
+
+/// Options of `taskoverflow broker`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub command: BrokerCommand,
+
+    /// Which broker.
+    #[command(flatten)]
+    pub broker: BrokerUrl,
 }
 
 /// The `broker` subcommands.
@@ -40,16 +74,12 @@ pub enum BrokerCommand {
 /// # Errors
 /// The broker's error when its URL is malformed or it cannot be opened.
 pub async fn run(args: BrokerArgs) -> Result<(), broker_core::Error> {
-    let url = args
-        .broker_url
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| EMBEDDED_BROKER.to_owned());
     match args.command {
         BrokerCommand::Info => {
-            let broker = backends::compiled_in().broker(&url).await?;
+            let broker = args.broker.open().await?;
             print!(
                 "broker: {}\n\n{}",
-                redact(&url),
+                args.broker.redacted(),
                 capability_table(broker.capabilities())
             );
             broker.close().await
@@ -70,6 +100,7 @@ pub fn capability_table(capabilities: &Capabilities) -> String {
         ("delay", format!("{:?}", capabilities.delay)),
         ("dead letter", format!("{:?}", capabilities.dead_letter)),
         ("persistence", format!("{:?}", capabilities.persistence)),
+        ("counting", format!("{:?}", capabilities.counting)),
         (
             "max lease",
             capabilities
@@ -98,11 +129,11 @@ mod tests {
     fn every_promise_gets_a_row_with_its_value() {
         let table = capability_table(&Capabilities::minimal("test"));
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 14, "{table}");
+        assert_eq!(lines.len(), 15, "{table}");
         assert!(lines[0].starts_with("capability"), "{table}");
         assert!(lines[1].starts_with("backend ") && lines[1].ends_with(" test"));
         let delivery = format!("{:?}", DeliveryGuarantee::AtLeastOnce);
         assert!(lines[2].ends_with(&delivery), "{table}");
-        assert!(lines[12].ends_with(" bytes"), "{table}");
+        assert!(lines[13].ends_with(" bytes"), "{table}");
     }
 }

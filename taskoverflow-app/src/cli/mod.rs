@@ -4,7 +4,9 @@
 //! queue demo join [`Command`] as further variants, each with its own module like [`serve`].
 
 pub mod broker;
+pub mod dlq;
 pub mod queue;
+pub mod queues;
 pub mod serve;
 pub mod worker;
 
@@ -35,6 +37,12 @@ pub enum Command {
     Queue(queue::QueueArgs),
     /// The configured broker: `broker info` shows its declared capabilities.
     Broker(broker::BrokerArgs),
+    /// Each queue's ready, in-flight, delayed and dead-lettered messages.
+    Queues(queues::QueuesArgs),
+    /// Removes every ready message of a queue.
+    Purge(queues::PurgeArgs),
+    /// A queue's dead letters: `dlq list` shows them, `dlq redrive` moves them back.
+    Dlq(dlq::DlqArgs),
 }
 
 /// Runs the command line to completion: sets up logging from `RUST_LOG` (default `info`),
@@ -49,6 +57,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Worker(args) => worker::run(args).await.map_err(Into::into),
         Command::Queue(args) => queue::run(args).await.map_err(Into::into),
         Command::Broker(args) => broker::run(args).await.map_err(Into::into),
+        Command::Queues(args) => queues::run_queues(args).await.map_err(Into::into),
+        Command::Purge(args) => queues::run_purge(args).await,
+        Command::Dlq(args) => dlq::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
