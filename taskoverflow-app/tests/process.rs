@@ -11,8 +11,8 @@ use std::{
 use conformance_tests::{endpoint, private_postgres::PrivatePostgres, skip};
 use serde_json::{Value, json};
 use support::{
-    Schema, Server, celery_database_url, celery_results, external, poll_until_done, sigterm,
-    taskoverflow, with_option, worker,
+    Schema, Server, celery_database_url, celery_results, external, interrupt, poll_until_done,
+    sigterm, taskoverflow, with_option, worker,
 };
 
 #[tokio::test]
@@ -473,6 +473,34 @@ fn queue_demo_runs_on_postgres() {
     };
     let schema = Schema::new(&url);
     queue_demo_round_trip(&with_option(&url, "schema", &schema.name));
+}
+
+/// A receiver with neither `--limit` nor `--idle` runs until Ctrl-C, and then prints its
+/// summary and exits cleanly.
+#[test]
+fn queue_demo_receiver_prints_its_summary_on_ctrl_c() {
+    use std::io::{BufRead as _, BufReader};
+    let Some(url) = external("redis") else {
+        return;
+    };
+    let url = with_option(&url, "key_prefix", &format!("demo-{}:", fastrand::u64(..)));
+    queue_demo(
+        &url,
+        &["--name", "ctrl-c", "--client-name", "dave", "--create", "--send"],
+    );
+    let receiving = ["queue", "--name", "ctrl-c", "--client-name", "erin", "--receive"];
+    let mut receiver = taskoverflow(&receiving)
+        .env("CELERY_BROKER_URL", &url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the receiver starts");
+    let mut lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
+    let printed: Vec<String> = lines.by_ref().take(100).map(|l| l.expect("a line")).collect();
+    assert_eq!(printed.last().map(String::as_str), Some("dave: Message 99"));
+    interrupt(&receiver);
+    let rest: Vec<String> = lines.map(|l| l.expect("a line")).collect();
+    assert!(receiver.wait().expect("it exits").success(), "{rest:?}");
+    assert_eq!(rest, ["received 100, out of order 0, duplicates 0"]);
 }
 
 /// Runs the queue demo with `args` against `url`; returns its summary line.

@@ -140,6 +140,11 @@ pub fn worker(env: &[(&str, String)]) -> Child {
     command.spawn().expect("the worker starts")
 }
 
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub fn interrupt(child: &Child) {
+    signal(child, "-INT");
+}
+
 /// Sends SIGTERM to `child`; whether it then exited successfully.
 pub fn sigterm(child: &mut Child) -> bool {
     signal(child, "-TERM");
