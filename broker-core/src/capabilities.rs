@@ -344,6 +344,119 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// A duration as an operator reads it: whole units where they fit (`5 min`, `24 h`), seconds
+/// otherwise.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() != 0 || secs == 0 {
+        return format!("{} s", duration.as_secs_f64());
+    }
+    match secs {
+        s if s % 86_400 == 0 => format!("{} d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+impl fmt::Display for DeliveryGuarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AtMostOnce => "at most once",
+            Self::AtLeastOnce => "at least once",
+        })
+    }
+}
+
+impl fmt::Display for Ordering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::PerKey => "per ordering key",
+            Self::PerQueue => "per queue",
+        })
+    }
+}
+
+impl fmt::Display for Deduplication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::ById { window } => write!(f, "by id, within {}", human(*window)),
+        }
+    }
+}
+
+impl fmt::Display for Redelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OnDisconnect => f.write_str("when the consumer disconnects"),
+            Self::Lease {
+                default_lease,
+                extension: LeaseExtension::Unsupported,
+            } => write!(f, "after a lease of {}", human(*default_lease)),
+            Self::Lease {
+                default_lease,
+                extension: LeaseExtension::UpTo { max },
+            } => write!(
+                f,
+                "after a lease of {}, extendable to {}",
+                human(*default_lease),
+                human(*max)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for StaleTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MaySettle => "may still settle",
+            Self::RejectedOnceRedelivered => "rejected once the message is handed out again",
+            Self::Rejected => "rejected once the lease ends",
+        })
+    }
+}
+
+impl fmt::Display for Delay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported => f.write_str("unsupported"),
+            Self::UpTo { max } => write!(f, "up to {}", human(*max)),
+        }
+    }
+}
+
+impl fmt::Display for DeadLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported => f.write_str("unsupported"),
+            Self::Queue { max_receives } => {
+                write!(f, "to the dead-letter queue after {max_receives} receives")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Persistence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Transient => "transient",
+            Self::Durable => "durable",
+        })
+    }
+}
+
+impl fmt::Display for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unsupported => "unsupported",
+            Self::Approximate => "approximate",
+            Self::Exact => "exact",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +521,39 @@ mod tests {
         let rejected = Requirement::StaleTokens(StaleTokens::Rejected);
         assert!(!with(StaleTokens::RejectedOnceRedelivered).satisfies(rejected));
         assert!(with(StaleTokens::Rejected).satisfies(rejected));
+    }
+
+    #[test]
+    fn capabilities_read_as_an_operator_would_say_them() {
+        let redis_like = Capabilities {
+            deduplication: Deduplication::ById {
+                window: Duration::from_secs(300),
+            },
+            redelivery: Redelivery::Lease {
+                default_lease: Duration::from_secs(3600),
+                extension: LeaseExtension::UpTo {
+                    max: Duration::from_secs(24 * 3600),
+                },
+            },
+            delay: Delay::UpTo {
+                max: Duration::from_millis(1500),
+            },
+            ..Capabilities::minimal("redis")
+        };
+        assert_eq!(redis_like.deduplication.to_string(), "by id, within 5 min");
+        assert_eq!(
+            redis_like.redelivery.to_string(),
+            "after a lease of 1 h, extendable to 1 d"
+        );
+        assert_eq!(redis_like.delay.to_string(), "up to 1.5 s");
+        assert_eq!(
+            Redelivery::OnDisconnect.to_string(),
+            "when the consumer disconnects"
+        );
+        assert_eq!(
+            DeadLetter::Queue { max_receives: 5 }.to_string(),
+            "to the dead-letter queue after 5 receives"
+        );
     }
 
     #[test]

@@ -486,16 +486,34 @@ fn queue_demo_receiver_prints_its_summary_on_ctrl_c() {
     let url = with_option(&url, "key_prefix", &format!("demo-{}:", fastrand::u64(..)));
     queue_demo(
         &url,
-        &["--name", "ctrl-c", "--client-name", "dave", "--create", "--send"],
+        &[
+            "--name",
+            "ctrl-c",
+            "--client-name",
+            "dave",
+            "--create",
+            "--send",
+        ],
     );
-    let receiving = ["queue", "--name", "ctrl-c", "--client-name", "erin", "--receive"];
+    let receiving = [
+        "queue",
+        "--name",
+        "ctrl-c",
+        "--client-name",
+        "erin",
+        "--receive",
+    ];
     let mut receiver = taskoverflow(&receiving)
         .env("CELERY_BROKER_URL", &url)
         .stdout(Stdio::piped())
         .spawn()
         .expect("the receiver starts");
     let mut lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
-    let printed: Vec<String> = lines.by_ref().take(100).map(|l| l.expect("a line")).collect();
+    let printed: Vec<String> = lines
+        .by_ref()
+        .take(100)
+        .map(|l| l.expect("a line"))
+        .collect();
     assert_eq!(printed.last().map(String::as_str), Some("dave: Message 99"));
     interrupt(&receiver);
     let rest: Vec<String> = lines.map(|l| l.expect("a line")).collect();

@@ -92,24 +92,28 @@ pub async fn run(args: BrokerArgs) -> Result<(), broker_core::Error> {
 pub fn capability_table(capabilities: &Capabilities) -> String {
     let rows = [
         ("backend", capabilities.backend.to_owned()),
-        ("delivery", format!("{:?}", capabilities.delivery)),
-        ("ordering", format!("{:?}", capabilities.ordering)),
-        ("deduplication", format!("{:?}", capabilities.deduplication)),
-        ("redelivery", format!("{:?}", capabilities.redelivery)),
-        ("stale tokens", format!("{:?}", capabilities.stale_tokens)),
-        ("delay", format!("{:?}", capabilities.delay)),
-        ("dead letter", format!("{:?}", capabilities.dead_letter)),
-        ("persistence", format!("{:?}", capabilities.persistence)),
-        ("counting", format!("{:?}", capabilities.counting)),
+        ("delivery", capabilities.delivery.to_string()),
+        ("ordering", capabilities.ordering.to_string()),
+        ("deduplication", capabilities.deduplication.to_string()),
+        ("redelivery", capabilities.redelivery.to_string()),
+        ("stale tokens", capabilities.stale_tokens.to_string()),
+        ("delay", capabilities.delay.to_string()),
+        ("dead letter", capabilities.dead_letter.to_string()),
+        ("persistence", capabilities.persistence.to_string()),
+        ("counting", capabilities.counting.to_string()),
         (
             "max lease",
-            capabilities
-                .max_lease()
-                .map_or_else(|| "none".to_owned(), |lease| format!("{lease:?}")),
+            capabilities.max_lease().map_or_else(
+                || "none".to_owned(),
+                |lease| format!("{} s", lease.as_secs_f64()),
+            ),
         ),
         ("max batch", capabilities.max_batch.to_string()),
         ("max payload", format!("{} bytes", capabilities.max_payload)),
-        ("idle pickup", format!("{:?}", capabilities.idle_pickup)),
+        (
+            "idle pickup",
+            format!("{} s", capabilities.idle_pickup.as_secs_f64()),
+        ),
     ];
     let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     let mut table = format!("{:width$}  value\n", "capability");
@@ -121,7 +125,7 @@ pub fn capability_table(capabilities: &Capabilities) -> String {
 
 #[cfg(test)]
 mod tests {
-    use broker_core::{Capabilities, DeliveryGuarantee};
+    use broker_core::Capabilities;
 
     use super::capability_table;
 
@@ -132,8 +136,7 @@ mod tests {
         assert_eq!(lines.len(), 15, "{table}");
         assert!(lines[0].starts_with("capability"), "{table}");
         assert!(lines[1].starts_with("backend ") && lines[1].ends_with(" test"));
-        let delivery = format!("{:?}", DeliveryGuarantee::AtLeastOnce);
-        assert!(lines[2].ends_with(&delivery), "{table}");
+        assert!(lines[2].ends_with(" at least once"), "{table}");
         assert!(lines[13].ends_with(" bytes"), "{table}");
     }
 }
