@@ -6,8 +6,9 @@ use bytes::Bytes;
 
 use crate::{
     broker::{AckToken, Broker, NackAction, Received},
-    error::{Error, Result},
+    error::{Error, Operation, Result},
     headers::Headers,
+    instruments::BrokerCalls,
     message::Properties,
     retry::RetryPolicy,
 };
@@ -23,6 +24,7 @@ pub struct Delivery {
     queue: Arc<str>,
     broker: Arc<dyn Broker>,
     retry: RetryPolicy,
+    calls: Arc<BrokerCalls>,
 }
 
 impl fmt::Debug for Delivery {
@@ -53,12 +55,14 @@ impl Delivery {
         queue: Arc<str>,
         broker: Arc<dyn Broker>,
         retry: RetryPolicy,
+        calls: Arc<BrokerCalls>,
     ) -> Self {
         Self {
             received,
             queue,
             broker,
             retry,
+            calls,
         }
     }
 
@@ -154,8 +158,9 @@ impl Delivery {
         let outcome = self
             .retry
             .run(|| {
-                self.broker
-                    .ack(&self.queue, std::slice::from_ref(&self.received.token))
+                let token = std::slice::from_ref(&self.received.token);
+                self.calls
+                    .observe(Operation::Ack, self.broker.ack(&self.queue, token))
             })
             .await;
         self.settled(outcome)
@@ -181,7 +186,10 @@ impl Delivery {
         }
         let outcome = self
             .retry
-            .run(|| self.broker.nack(&self.queue, &self.received.token, &action))
+            .run(|| {
+                let nack = self.broker.nack(&self.queue, &self.received.token, &action);
+                self.calls.observe(Operation::Nack, nack)
+            })
             .await;
         self.settled(outcome)
     }
@@ -198,8 +206,10 @@ impl Delivery {
         self.broker.capabilities().check_lease_extension(lease)?;
         self.retry
             .run(|| {
-                self.broker
-                    .extend_lease(&self.queue, &self.received.token, lease)
+                let extend = self
+                    .broker
+                    .extend_lease(&self.queue, &self.received.token, lease);
+                self.calls.observe(Operation::ExtendLease, extend)
             })
             .await
     }

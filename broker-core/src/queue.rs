@@ -8,7 +8,8 @@ use crate::{
     broker::{Broker, Capacity, QueueCounts},
     capabilities::Capabilities,
     delivery::Delivery,
-    error::Result,
+    error::{Operation, Result},
+    instruments::BrokerCalls,
     message::Message,
     retry::RetryPolicy,
 };
@@ -24,6 +25,7 @@ pub struct Queue {
     broker: Arc<dyn Broker>,
     name: Arc<str>,
     retry: RetryPolicy,
+    calls: Arc<BrokerCalls>,
 }
 
 impl fmt::Debug for Queue {
@@ -37,11 +39,17 @@ impl fmt::Debug for Queue {
 
 impl Queue {
     /// A handle to `name`, which must already exist (see [`Queue::declare`]).
+    ///
+    /// Its driver calls are timed into the metrics recorder installed when it is made (see
+    /// [`instruments`](crate::instruments)).
     pub fn new(broker: Arc<dyn Broker>, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        let calls = Arc::new(BrokerCalls::new(broker.capabilities().backend, &name));
         Self {
             broker,
-            name: name.into(),
+            name,
             retry: RetryPolicy::default(),
+            calls,
         }
     }
 
@@ -53,7 +61,10 @@ impl Queue {
         let queue = Self::new(broker, name);
         let policy = queue.retry.clone();
         policy
-            .run(|| queue.broker.declare_queue(&queue.name))
+            .run(|| {
+                let declare = queue.broker.declare_queue(&queue.name);
+                queue.calls.observe(Operation::DeclareQueue, declare)
+            })
             .await?;
         Ok(queue)
     }
@@ -110,7 +121,10 @@ impl Queue {
         async {
             for chunk in messages.chunks(caps.max_batch.max(1)) {
                 self.retry
-                    .run(|| self.broker.publish(&self.name, chunk))
+                    .run(|| {
+                        let publish = self.broker.publish(&self.name, chunk);
+                        self.calls.observe(Operation::Publish, publish)
+                    })
                     .await?;
             }
             Ok(())
@@ -148,7 +162,10 @@ impl Queue {
             tracing::trace_span!("receive", backend = caps.backend, queue = %self.name, ?capacity);
         let received = self
             .retry
-            .run(|| self.broker.receive_up_to(&self.name, &capacity, wait))
+            .run(|| {
+                let receive = self.broker.receive_up_to(&self.name, &capacity, wait);
+                self.calls.observe(Operation::Receive, receive)
+            })
             .instrument(span)
             .await?;
         Ok(received
@@ -159,6 +176,7 @@ impl Queue {
                     self.name.clone(),
                     self.broker.clone(),
                     self.retry.clone(),
+                    self.calls.clone(),
                 )
             })
             .collect())
@@ -180,7 +198,12 @@ impl Queue {
     /// retries otherwise.
     pub async fn counts(&self) -> Result<QueueCounts> {
         self.capabilities().check_count()?;
-        self.retry.run(|| self.broker.count(&self.name)).await
+        self.retry
+            .run(|| {
+                self.calls
+                    .observe(Operation::Count, self.broker.count(&self.name))
+            })
+            .await
     }
 
     /// Removes every message that is ready, and returns how many it removed. Messages leased
@@ -220,7 +243,13 @@ impl Queue {
         let tokens: Vec<_> = deliveries.iter().map(|d| d.token().clone()).collect();
         let mut first_error = None;
         for chunk in tokens.chunks(self.capabilities().max_batch.max(1)) {
-            let acked = self.retry.run(|| self.broker.ack(&self.name, chunk)).await;
+            let acked = self
+                .retry
+                .run(|| {
+                    self.calls
+                        .observe(Operation::Ack, self.broker.ack(&self.name, chunk))
+                })
+                .await;
             if let Err(error) = acked {
                 first_error.get_or_insert(error);
             }

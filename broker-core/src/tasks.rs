@@ -6,14 +6,17 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tracing::Instrument as _;
 
 use crate::{
     capabilities::Delay,
     celery::TaskMessage,
     delivery::Delivery,
     error::{Error, Operation, Result},
+    instruments::SENT_AT_HEADER,
     message::{Message, Properties},
     queue::Queue,
+    trace_context::{TRACEPARENT_HEADER, enter_trace, propagation},
 };
 
 /// Builds the broker message that carries `task`.
@@ -70,8 +73,33 @@ pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
 ///
 /// # Errors
 /// Encoding errors, payload limits, and the backend's publish error after retries.
+///
+/// The message carries the send time in header [`SENT_AT_HEADER`], from which workers measure
+/// how long tasks waited in the queue, and the `traceparent` of its `enqueue` span: a child of
+/// the current trace context (a new trace without one), which the worker continues (see
+/// [`trace_context`](crate::trace_context)).
 pub async fn send_task(queue: &Queue, task: &TaskMessage) -> Result<String> {
-    let message = task_to_message(task, queue.capabilities().delay)?;
-    queue.publish(message).await?;
+    let mut message = task_to_message(task, queue.capabilities().delay)?;
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    message
+        .headers
+        .insert(SENT_AT_HEADER.to_owned(), sent_at.into());
+    let span = tracing::info_span!(
+        "enqueue",
+        task = %task.headers.task,
+        id = %task.headers.id,
+        queue = queue.name(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    let context = enter_trace(&span, propagation().current());
+    message.headers.insert(
+        TRACEPARENT_HEADER.to_owned(),
+        context.to_traceparent().into(),
+    );
+    queue.publish(message).instrument(span).await?;
     Ok(task.headers.id.clone())
 }

@@ -11,6 +11,8 @@
 //! - [`calendar`]: [`build_calendar`](calendar::build_calendar), todos as iCalendar.
 //! - [`jobs`]: the calendar job, sent by the API and run by the worker.
 //! - [`ui`]: the embedded web UI.
+//! - [`prometheus`]: the metrics recorder and the `/metrics` page.
+//! - `otel` (feature `otel`): OpenTelemetry export of the spans that cross the broker.
 //! - [`cli`]: the `taskoverflow` command line.
 
 pub mod api;
@@ -19,6 +21,9 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+#[cfg(feature = "otel")]
+pub mod otel;
+pub mod prometheus;
 pub mod report;
 pub mod store;
 pub mod todo;

@@ -1,9 +1,10 @@
 //! The fetch loop and the life of one job.
 
 use std::{
+    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use chrono::Utc;
@@ -22,8 +23,16 @@ use crate::{
     Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Delay, Delivery, ErrorKind, Message,
     NackAction, Queue, Result, ResultStore, RetryPolicy, TaskResult, TaskState,
     celery::TaskMessage,
+    instruments::{QueueInstruments, SENT_AT_HEADER, TaskEvent, TaskInstruments},
     tasks::{send_task, task_from_delivery},
+    trace_context::{TRACEPARENT_HEADER, TraceContext, enter_trace},
 };
+
+/// The task label of a message that is not a task the worker could decode.
+const UNDECODABLE: &str = "(undecodable)";
+
+/// How often a worker samples its queue's depth, where the backend can count.
+const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How a [`Worker`] runs.
 #[derive(Debug, Clone)]
@@ -122,6 +131,9 @@ struct Job {
     hard_stop: CancellationToken,
     report: Mutex<WorkerReport>,
     acks: Acks,
+    instruments: QueueInstruments,
+    /// Each task name's instruments, registered on its first message.
+    task_instruments: Mutex<HashMap<String, Arc<TaskInstruments>>>,
 }
 
 impl Worker {
@@ -186,7 +198,11 @@ impl Worker {
             hard_stop: CancellationToken::new(),
             report: Mutex::default(),
             acks,
+            instruments: QueueInstruments::new(caps.backend, self.queue.name()),
+            task_instruments: Mutex::default(),
         });
+        let depth_sampler = (caps.counting != crate::Counting::Unsupported)
+            .then(|| tokio::spawn(sample_depth(self.queue.clone(), job.instruments.clone())));
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut running = JoinSet::new();
         let mut failures = 0u32;
@@ -236,7 +252,7 @@ impl Worker {
                     failures = 0;
                     if draining {
                         let taken = deliveries.len() as u64;
-                        job.count(|r| r.drained += taken);
+                        job.report.lock().expect("report").drained += taken;
                     }
                     for delivery in deliveries {
                         let permit = match first.take() {
@@ -257,6 +273,9 @@ impl Worker {
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::Closed => {
+                    if let Some(sampler) = &depth_sampler {
+                        sampler.abort();
+                    }
                     job.hard_stop.cancel();
                     while running.join_next().await.is_some() {}
                     drop(job);
@@ -293,6 +312,9 @@ impl Worker {
             job.hard_stop.cancel();
             while running.join_next().await.is_some() {}
         }
+        if let Some(sampler) = depth_sampler {
+            sampler.abort();
+        }
         let report = job.report.lock().expect("report").clone();
         // The last sender goes with the job; the acker then acks what is left and ends.
         drop(job);
@@ -308,9 +330,56 @@ enum Outcome {
     Released,
 }
 
+/// Records the queue's ready count every [`DEPTH_SAMPLE_EVERY`] until aborted.
+async fn sample_depth(queue: Queue, instruments: QueueInstruments) {
+    loop {
+        match queue.counts().await {
+            Ok(counts) => instruments.depth(counts.ready),
+            Err(err) => tracing::debug!(error = %err, "could not count the queue"),
+        }
+        tokio::time::sleep(DEPTH_SAMPLE_EVERY).await;
+    }
+}
+
+/// Seconds from the send time stamped in `delivery` to now, when the producer stamped one.
+fn queue_wait(delivery: &Delivery) -> Option<f64> {
+    let sent = delivery.headers().get(SENT_AT_HEADER)?.as_f64()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - sent).max(0.0))
+}
+
 impl Job {
-    fn count(&self, update: impl FnOnce(&mut WorkerReport)) {
-        update(&mut self.report.lock().expect("report"));
+    /// The instruments of `task` on this worker's queue.
+    fn instruments_of(&self, task: &str) -> Arc<TaskInstruments> {
+        let mut known = self.task_instruments.lock().expect("instruments");
+        if let Some(found) = known.get(task) {
+            return found.clone();
+        }
+        let made = Arc::new(TaskInstruments::new(
+            self.queue.capabilities().backend,
+            self.queue.name(),
+            task,
+        ));
+        known.insert(task.to_owned(), made.clone());
+        made
+    }
+
+    /// Counts `event` for the task `delivery` carries, in the report and in the metrics.
+    fn count(&self, event: TaskEvent, delivery: &Delivery) {
+        let task = delivery.header_str("task").unwrap_or(UNDECODABLE);
+        self.instruments_of(task).count(event);
+        let mut report = self.report.lock().expect("report");
+        match event {
+            TaskEvent::Received => {}
+            TaskEvent::Succeeded => report.succeeded += 1,
+            TaskEvent::Failed => report.failed += 1,
+            TaskEvent::Retried => report.retried += 1,
+            TaskEvent::DeadLettered => report.dead_lettered += 1,
+            TaskEvent::Revoked => report.revoked += 1,
+        }
     }
 
     async fn record(&self, result: TaskResult) {
@@ -320,6 +389,7 @@ impl Job {
     }
 
     async fn process(&self, delivery: Delivery) {
+        let _in_flight = self.instruments.enter();
         let task = match task_from_delivery(&delivery) {
             Ok(task) => Box::new(task),
             Err(err) => {
@@ -336,8 +406,23 @@ impl Job {
                 return Box::pin(self.dead_letter(delivery, reason)).await;
             }
         };
-        let span = tracing::info_span!("task", name = %task.headers.task, id = %task.headers.id, retries = task.headers.retries);
-        self.run_task(delivery, task).instrument(span).await;
+        self.count(TaskEvent::Received, &delivery);
+        let producer = delivery
+            .header_str(TRACEPARENT_HEADER)
+            .and_then(TraceContext::parse);
+        let span = tracing::info_span!(
+            "task",
+            name = %task.headers.task,
+            id = %task.headers.id,
+            retries = task.headers.retries,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+        );
+        let context = enter_trace(&span, producer);
+        context
+            .scope(self.run_task(delivery, task).instrument(span))
+            .await;
     }
 
     async fn run_task(&self, delivery: Delivery, task: Box<TaskMessage>) {
@@ -361,7 +446,7 @@ impl Job {
         if task.headers.expires.is_some_and(|expires| expires <= now) {
             tracing::info!("task expired before it could run; revoking");
             self.record(TaskResult::new(&id, TaskState::Revoked)).await;
-            self.count(|r| r.revoked += 1);
+            self.count(TaskEvent::Revoked, &delivery);
             return self.ack(delivery).await;
         }
         if let Some(wait) = task.headers.eta.and_then(|eta| (eta - now).to_std().ok()) {
@@ -393,14 +478,22 @@ impl Job {
         // STARTED is written while the handler runs, not before it: one round trip fewer on
         // every task's path. Both finish before the outcome is written, so STARTED never
         // lands after it.
+        let instruments = self.instruments_of(&task.headers.task);
+        if let Some(waited) = queue_wait(&delivery) {
+            instruments.queue_wait(waited);
+        }
         let started = self.record(TaskResult::new(&id, TaskState::Started));
+        let run_started = Instant::now();
         let run = self.run_handler(&delivery, handler.run(request), hard_limit);
         let ((), outcome) = tokio::join!(started, run);
+        let ran = run_started.elapsed();
+        instruments.run_time(ran.as_secs_f64());
         match outcome {
             Outcome::Released => self.release(delivery).await,
             Outcome::Done(Ok(value)) => {
+                tracing::info!(?ran, "task succeeded");
                 self.record(TaskResult::success(&id, value)).await;
-                self.count(|r| r.succeeded += 1);
+                self.count(TaskEvent::Succeeded, &delivery);
                 self.ack(delivery).await;
             }
             Outcome::Done(Err(TaskError::Fail { exc_type, message })) => {
@@ -412,7 +505,7 @@ impl Job {
                     &message,
                 ))
                 .await;
-                self.count(|r| r.failed += 1);
+                self.count(TaskEvent::Failed, &delivery);
                 self.ack(delivery).await;
             }
             Outcome::Done(Err(TaskError::Retry { message, countdown })) => {
@@ -487,7 +580,7 @@ impl Job {
                 &reason,
             ))
             .await;
-            self.count(|r| r.failed += 1);
+            self.count(TaskEvent::Failed, &delivery);
             return Box::pin(self.dead_letter(delivery, reason)).await;
         }
         let wait = countdown.unwrap_or_else(|| self.retry.backoff(retries));
@@ -501,7 +594,7 @@ impl Job {
             Ok(_) => {
                 self.record(TaskResult::error(&id, TaskState::Retry, "Retry", message))
                     .await;
-                self.count(|r| r.retried += 1);
+                self.count(TaskEvent::Retried, &delivery);
                 self.ack(delivery).await;
             }
             Err(err) => {
@@ -513,7 +606,7 @@ impl Job {
 
     async fn dead_letter(&self, delivery: Delivery, reason: String) {
         tracing::error!(id = delivery.id(), %reason, "moving message to the dead-letter place");
-        self.count(|r| r.dead_lettered += 1);
+        self.count(TaskEvent::DeadLettered, &delivery);
         let Some(fallback) = &self.fallback_dead_letter else {
             return self.settle(delivery.nack(NackAction::DeadLetter { reason }).await);
         };
@@ -532,7 +625,7 @@ impl Job {
     }
 
     async fn release(&self, delivery: Delivery) {
-        self.count(|r| r.released += 1);
+        self.report.lock().expect("report").released += 1;
         self.settle(delivery.nack(NackAction::Requeue).await);
     }
 

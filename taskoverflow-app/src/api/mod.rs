@@ -22,11 +22,14 @@ use std::time::Instant;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, Request, State},
+    http::HeaderValue,
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
+use broker_core::trace_context::{TRACEPARENT_HEADER, TraceContext, enter_trace};
 use serde_json::json;
+use tracing::Instrument as _;
 
 pub use self::{
     error::{AppError, TODO_NOT_FOUND},
@@ -39,13 +42,16 @@ pub const API_BASE: &str = "/api/v1";
 /// The largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// The whole application: the API under [`API_BASE`] and the web UI at `/`.
+/// The whole application: the API under [`API_BASE`], the web UI at `/` and the Prometheus
+/// page at `/metrics`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_BASE, api_routes())
         .merge(crate::ui::routes())
+        .route("/metrics", get(crate::prometheus::scrape))
         .fallback(not_found)
         .layer(middleware::map_response(error::json_error_bodies))
+        .layer(middleware::from_fn(crate::prometheus::record_request))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -84,19 +90,44 @@ async fn not_found() -> Response {
     error::error_response(axum::http::StatusCode::NOT_FOUND, "Not found")
 }
 
-/// Logs one line per request: method, path (without the query), status and duration.
+/// Runs each request in a `request` span and a trace context, and logs one line for it:
+/// method, path (without the query), status and duration.
+///
+/// The context continues the request's `traceparent` header (a new trace without a valid
+/// one), so a calendar job enqueued by the request, and its run on a worker, join the
+/// caller's trace; the response's `traceparent` names the request's span.
 async fn log_request(request: Request, next: Next) -> impl IntoResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
+    let caller = request
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceContext::parse);
+    let span = tracing::info_span!(
+        "request",
         %method,
         %path,
-        status = response.status().as_u16(),
-        latency = ?started.elapsed(),
-        "request"
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
     );
+    let context = enter_trace(&span, caller);
+    let started = Instant::now();
+    let mut response = context
+        .scope(next.run(request))
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency = ?started.elapsed(),
+            "request"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&context.to_traceparent()) {
+        response.headers_mut().insert(TRACEPARENT_HEADER, value);
+    }
     response
 }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     backends,
     config::{ConfigError, QueueSettings},
-    jobs,
+    jobs, prometheus,
 };
 
 /// Options of `taskoverflow worker`.
@@ -26,6 +26,14 @@ pub struct WorkerArgs {
     /// Seconds running jobs may take to finish after SIGTERM before they are handed back.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace: u64,
+
+    /// Serve Prometheus metrics at `/metrics` on this port (off when unset).
+    #[arg(long, env = "WORKER_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// The address the metrics port listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub metrics_host: String,
 }
 
 /// Why the worker stopped with an error.
@@ -41,6 +49,15 @@ pub enum WorkerError {
          separate worker needs CELERY_BROKER_URL naming a shared broker (redis://, postgres://, ...)"
     )]
     InProcessBroker,
+    /// The metrics port could not be bound.
+    #[error("cannot serve metrics on {address}")]
+    MetricsPort {
+        /// The address asked for.
+        address: String,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The broker was closed under the worker.
     #[error("the worker stopped")]
     Run(#[source] broker_core::Error),
@@ -75,6 +92,17 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
         tracing::info!("shutdown requested");
         trigger.cancel();
     });
+    let metrics = match args.metrics_port {
+        Some(port) => Some(
+            prometheus::serve_metrics(&args.metrics_host, port, stop.clone())
+                .await
+                .map_err(|source| WorkerError::MetricsPort {
+                    address: format!("{}:{port}", args.metrics_host),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let calendar = tokio::select! {
         connected = args.settings.connect(&backends) => connected?,
         () = stop.cancelled() => return Ok(()),
@@ -82,7 +110,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
     let worker = Worker::new(calendar.queue, calendar.results, jobs::tasks()).with_options(
         options(args.concurrency, Duration::from_secs(args.shutdown_grace)),
     );
-    let report = worker.run(stop).await.map_err(WorkerError::Run)?;
+    let report = worker.run(stop.clone()).await.map_err(WorkerError::Run)?;
     tracing::info!(?report, "worker finished");
+    stop.cancel();
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     Ok(())
 }
