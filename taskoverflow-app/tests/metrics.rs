@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::{collections::HashMap, process::Child, time::Duration};
+use std::{process::Child, time::Duration};
 
 use broker_core::{Message, Queue};
 use prometheus_parse::{Sample, Scrape, Value as Metric};
 use serde_json::{Value, json};
-use support::{Server, external, poll_until_done, sigterm, taskoverflow, with_option};
+use support::{Schema, Server, external, poll_until_done, sigterm, taskoverflow, with_option};
 
 /// A scrape of `url`, parsed: it must be valid Prometheus text.
 async fn scrape(client: &reqwest::Client, url: &str) -> Scrape {
@@ -101,6 +101,13 @@ async fn serve_exposes_task_broker_and_http_metrics_that_move() {
         0.0,
         "every task finished"
     );
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "switchyard_queue_depth"),
+        "the worker samples the depth of a queue it can count"
+    );
     let created = [
         ("route", "/api/v1/todos"),
         ("method", "POST"),
@@ -131,16 +138,13 @@ fn worker_with_metrics(env: &[(&str, String)], port: u16) -> Child {
         .expect("the worker starts")
 }
 
-#[tokio::test]
-async fn a_worker_serves_its_metrics_on_its_own_port() {
-    let Some(url) = external("redis") else {
-        return;
-    };
-    let url = with_option(&url, "key_prefix", &format!("m-{}:", fastrand::u64(..)));
+/// Runs a worker with `--metrics-port` beside `serve` on `broker_url` (results in
+/// `results_url`): two calendar jobs and a poison message later, its page shows them.
+async fn a_worker_serves_its_metrics_on(backend: &str, broker_url: &str, results_url: &str) {
     let queue = format!("ical-{}", fastrand::u32(..));
     let env = [
-        ("CELERY_BROKER_URL", url.clone()),
-        ("CELERY_RESULT_BACKEND", url.clone()),
+        ("CELERY_BROKER_URL", broker_url.to_owned()),
+        ("CELERY_RESULT_BACKEND", results_url.to_owned()),
         ("CELERY_DEFAULT_QUEUE", queue.clone()),
     ];
     let borrowed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -152,7 +156,7 @@ async fn a_worker_serves_its_metrics_on_its_own_port() {
 
     // A message no worker can decode: dead-lettered, counted, and the worker goes on.
     let broker = taskoverflow::backends::compiled_in()
-        .broker(&url)
+        .broker(broker_url)
         .await
         .expect("the broker opens");
     Queue::new(broker.clone(), queue.clone())
@@ -161,7 +165,7 @@ async fn a_worker_serves_its_metrics_on_its_own_port() {
         .expect("publish poison");
     let page = format!("http://127.0.0.1:{port}/metrics");
     let labels = [
-        ("backend", "redis"),
+        ("backend", backend),
         ("queue", queue.as_str()),
         ("task", "ical"),
     ];
@@ -173,32 +177,51 @@ async fn a_worker_serves_its_metrics_on_its_own_port() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no dead letter counted"
+            "{backend}: no dead letter counted"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(
         value(&scraped, "switchyard_tasks_succeeded_total", &labels),
-        2.0
+        2.0,
+        "{backend}"
     );
-    assert!(value(&scraped, "switchyard_broker_call_seconds", &labels[..2]) > 0.0);
-    let families: HashMap<&str, usize> =
-        scraped.docs.keys().fold(HashMap::new(), |mut seen, name| {
-            *seen.entry(name.as_str()).or_default() += 1;
-            seen
-        });
+    assert!(
+        value(&scraped, "switchyard_broker_call_seconds", &labels[..2]) > 0.0,
+        "{backend}"
+    );
     for described in [
         "switchyard_tasks_received_total",
         "switchyard_task_run_seconds",
         "switchyard_tasks_in_flight",
     ] {
         assert!(
-            families.contains_key(described),
-            "no help text for {described}"
+            scraped.docs.contains_key(described),
+            "{backend}: no help text for {described}"
         );
     }
-    assert!(sigterm(&mut worker), "the worker exits cleanly");
+    assert!(sigterm(&mut worker), "{backend}: the worker exits cleanly");
     broker.delete_queue(&queue).await.expect("delete");
     let (clean, _) = server.terminate();
     assert!(clean);
+}
+
+#[tokio::test]
+async fn a_worker_serves_its_metrics_on_its_own_port_on_redis() {
+    let Some(url) = external("redis") else {
+        return;
+    };
+    let url = with_option(&url, "key_prefix", &format!("m-{}:", fastrand::u64(..)));
+    a_worker_serves_its_metrics_on("redis", &url, &url).await;
+}
+
+#[tokio::test]
+async fn a_worker_serves_its_metrics_on_its_own_port_on_postgres() {
+    let Some(url) = external("postgres") else {
+        return;
+    };
+    let schema = Schema::new(&url);
+    let url = with_option(&url, "schema", &schema.name);
+    let url = with_option(&url, "result_schema", &schema.name);
+    a_worker_serves_its_metrics_on("postgres", &url, &url).await;
 }
