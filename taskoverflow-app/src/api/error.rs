@@ -8,7 +8,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
 
 use crate::{report::Report, store::StoreError, todo::ValidationError};
 
@@ -115,9 +114,20 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The body of every error response.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, for the client.
+    #[schema(example = "Todo not found")]
+    pub(crate) error: String,
+}
+
 /// `{"error": message}` with `status`.
 pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    let body = ErrorBody {
+        error: message.to_owned(),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Gives every error response a JSON body.
@@ -132,7 +142,8 @@ pub(crate) async fn json_error_bodies(response: Response) -> Response {
     }
     let (mut parts, _body) = response.into_parts();
     let message = sentence_case(status.canonical_reason().unwrap_or("Error"));
-    let body = json!({ "error": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody { error: message })
+        .unwrap_or_else(|_| String::from(r#"{"error":"Error"}"#));
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
@@ -161,6 +172,8 @@ fn sentence_case(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use axum::body::to_bytes;
 
     use super::*;

@@ -8,9 +8,9 @@ use axum::{
     routing::{get, post},
 };
 use broker_core::{ErrorKind, TaskState};
-use serde_json::json;
+use serde::Serialize;
 
-use super::{AppError, AppState};
+use super::{AppError, AppState, error::ErrorBody};
 use crate::store::TodoFilter;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -35,8 +35,37 @@ fn absolute(headers: &HeaderMap, path: &str) -> String {
     format!("{scheme}://{host}{}{path}", super::API_BASE)
 }
 
+/// The answer to a calendar request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct JobAccepted {
+    /// The job's id.
+    pub(super) task_id: String,
+    /// Where its state can be polled.
+    pub(super) task_url: String,
+}
+
+/// A calendar job's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct JobStatus {
+    /// The job's id.
+    pub(super) task_id: String,
+    /// Celery's state name: `PENDING`, `STARTED`, `RETRY`, `SUCCESS`, `FAILURE` or `REVOKED`.
+    pub(super) task_status: String,
+    /// Where the calendar will be.
+    pub(super) result_url: String,
+}
+
 /// `POST /todos/ical`: 202 `{"task_id", "task_url"}`.
-async fn request_calendar(
+#[utoipa::path(
+    post,
+    path = "/api/v1/todos/ical",
+    tag = "calendar",
+    responses(
+        (status = 202, description = "The job is queued", body = JobAccepted),
+        (status = "default", description = "An error: 413 too many todos, 503 broker unavailable", body = ErrorBody),
+    )
+)]
+pub(super) async fn request_calendar(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
@@ -53,7 +82,7 @@ async fn request_calendar(
     let task_url = absolute(&headers, &format!("/todos/ical/{task_id}/status"));
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "task_id": task_id, "task_url": task_url })),
+        Json(JobAccepted { task_id, task_url }),
     )
         .into_response())
 }
@@ -103,20 +132,42 @@ async fn job_state(state: &AppState, task_id: &str) -> Result<broker_core::TaskR
 }
 
 /// `GET /todos/ical/{task_id}/status`: 200 `{"task_id", "task_status", "result_url"}`.
-async fn status(
+#[utoipa::path(
+    get,
+    path = "/api/v1/todos/ical/{task_id}/status",
+    tag = "calendar",
+    params(("task_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job's state (`PENDING` for an unknown id)", body = JobStatus),
+        (status = "default", description = "An error: 503 result store unavailable", body = ErrorBody),
+    )
+)]
+pub(super) async fn status(
     State(state): State<AppState>,
     Path(task_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<JobStatus>, AppError> {
     let record = job_state(&state, &task_id).await?;
     let result_url = absolute(&headers, &format!("/todos/ical/{task_id}/result"));
-    Ok(Json(
-        json!({ "task_id": task_id, "task_status": record.status.as_str(), "result_url": result_url }),
-    ))
+    Ok(Json(JobStatus {
+        task_status: record.status.as_str().to_owned(),
+        task_id,
+        result_url,
+    }))
 }
 
 /// `GET /todos/ical/{task_id}/result`: the calendar once the job succeeded.
-async fn result(
+#[utoipa::path(
+    get,
+    path = "/api/v1/todos/ical/{task_id}/result",
+    tag = "calendar",
+    params(("task_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The calendar", body = String, content_type = "text/calendar"),
+        (status = "default", description = "An error: 404 not finished, 422 failed, 410 revoked", body = ErrorBody),
+    )
+)]
+pub(super) async fn result(
     State(state): State<AppState>,
     Path(task_id): Path<String>,
 ) -> Result<Response, AppError> {

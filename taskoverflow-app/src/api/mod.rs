@@ -14,6 +14,7 @@
 mod error;
 mod extract;
 mod ical;
+mod openapi;
 mod state;
 mod todos;
 
@@ -31,6 +32,7 @@ use broker_core::trace_context::{TRACEPARENT_HEADER, TraceContext, enter_trace};
 use serde_json::json;
 use tracing::Instrument as _;
 
+use self::error::ErrorBody;
 pub use self::{
     error::{AppError, TODO_NOT_FOUND},
     state::AppState,
@@ -61,12 +63,19 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi::document))
         .merge(todos::routes())
         .merge(ical::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
 }
 
 /// `GET /health`: 200 `{"status":"ok"}` while the server runs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "service",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`", body = Object))
+)]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -74,6 +83,15 @@ async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: 200 `{"status":"ready"}` when the broker and the result store answer
 /// within [`REQUEST_BUDGET`](crate::jobs::REQUEST_BUDGET), 503 with an error naming the one
 /// that does not otherwise. `/health` stays a liveness answer that needs neither.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ready",
+    tag = "service",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\"}`", body = Object),
+        (status = "default", description = "An error: 503 broker or result store unavailable", body = ErrorBody),
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     state.jobs.ready().await.map_err(|error| {
         let (what, url) = match error.operation() {

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{
     AppError, AppState,
+    error::ErrorBody,
     extract::{JsonBody, TodoId},
 };
 use crate::{
@@ -26,7 +27,20 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// `GET /todos[?completed=true|false][&window=N]`: 200 with the matching todos in id order.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/todos",
+    tag = "todos",
+    params(
+        ("completed" = Option<bool>, Query, description = "Only completed todos (true) or open ones (false)"),
+        ("window" = Option<u64>, Query, description = "Only todos due within this many days"),
+    ),
+    responses(
+        (status = 200, description = "The matching todos, in id order", body = [Todo]),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Todo>>, AppError> {
@@ -35,7 +49,17 @@ async fn list(
 }
 
 /// `POST /todos`: 201 with the created todo.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/todos",
+    tag = "todos",
+    request_body = NewTodo,
+    responses(
+        (status = 201, description = "The created todo", body = Todo),
+        (status = "default", description = "An error: 400 invalid body, 413, 415", body = ErrorBody),
+    )
+)]
+pub(super) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Todo>), AppError> {
@@ -45,7 +69,20 @@ async fn create(
 }
 
 /// `GET /todos/{id}`: 200 with the todo, or 404.
-async fn show(State(state): State<AppState>, TodoId(id): TodoId) -> Result<Json<Todo>, AppError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/todos/{id}",
+    tag = "todos",
+    params(("id" = u64, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The todo", body = Todo),
+        (status = "default", description = "An error: 404 no such todo", body = ErrorBody),
+    )
+)]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    TodoId(id): TodoId,
+) -> Result<Json<Todo>, AppError> {
     state
         .todos
         .get(id)
@@ -56,7 +93,18 @@ async fn show(State(state): State<AppState>, TodoId(id): TodoId) -> Result<Json<
 
 /// `PUT /todos/{id}`: 200 with the updated todo. The body is validated before the lookup, so
 /// a bad body is 400 even when the todo does not exist; then 404 when it does not.
-async fn update(
+#[utoipa::path(
+    put,
+    path = "/api/v1/todos/{id}",
+    tag = "todos",
+    params(("id" = u64, Path, description = "The todo's id")),
+    request_body = TodoPatch,
+    responses(
+        (status = 200, description = "The updated todo", body = Todo),
+        (status = "default", description = "An error: 400 invalid body, 404 no such todo", body = ErrorBody),
+    )
+)]
+pub(super) async fn update(
     State(state): State<AppState>,
     TodoId(id): TodoId,
     JsonBody(body): JsonBody,
@@ -71,7 +119,20 @@ async fn update(
 }
 
 /// `DELETE /todos/{id}`: 200 with the deleted todo, or 200 `{}` when there was none.
-async fn remove(State(state): State<AppState>, TodoId(id): TodoId) -> Result<Response, AppError> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/todos/{id}",
+    tag = "todos",
+    params(("id" = u64, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The deleted todo, or `{}` when there was none", body = Object),
+        (status = "default", description = "An error", body = ErrorBody),
+    )
+)]
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    TodoId(id): TodoId,
+) -> Result<Response, AppError> {
     let response = match state.todos.delete(id).await? {
         Some(todo) => Json(todo).into_response(),
         None => Json(json!({})).into_response(),

@@ -58,31 +58,39 @@ pub enum ValidationError {
     },
 }
 
-/// A validated body of `POST /todos`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated body of `POST /todos`. Its schema is the body's: any other field is refused.
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NewTodo {
     /// Non-blank, at most [`MAX_TITLE_CHARS`] characters.
+    #[schema(example = "Hand in report")]
     pub title: String,
     /// At most [`MAX_DESCRIPTION_CHARS`] characters; `None` when absent or null.
+    #[schema(required = false)]
     pub description: Option<String>,
     /// `false` when absent.
+    #[schema(required = false, default = false)]
     pub completed: bool,
     /// Naive UTC with microsecond precision; `None` when absent or null.
+    #[schema(value_type = Option<String>, required = false, example = "2030-01-02T03:04:05")]
     pub deadline_at: Option<NaiveDateTime>,
 }
 
 /// A validated body of `PUT /todos/{id}`: `None` leaves a field unchanged.
 ///
 /// For the nullable fields, `Some(None)` sets the field to null.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TodoPatch {
     /// A new title, with the same rules as [`NewTodo::title`].
+    #[schema(value_type = String, required = false)]
     pub title: Option<String>,
     /// A new description, or `Some(None)` to clear it.
+    #[schema(value_type = Option<String>, required = false)]
     pub description: Option<Option<String>>,
     /// A new completion state.
+    #[schema(value_type = bool, required = false)]
     pub completed: Option<bool>,
     /// A new deadline, or `Some(None)` to clear it.
+    #[schema(value_type = Option<String>, required = false, example = "2030-01-02T03:04:05")]
     pub deadline_at: Option<Option<NaiveDateTime>>,
 }
 

@@ -20,7 +20,7 @@ pub use self::input::{
 ///
 /// Serializes to `{"id", "title", "description", "completed", "deadline_at", "created_at",
 /// "updated_at"}` with datetimes in the contract's naive-UTC form (see [`datetime`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Todo {
     /// Assigned by the store on creation; never reused, even after a delete.
     pub id: i64,
@@ -32,12 +32,15 @@ pub struct Todo {
     pub completed: bool,
     /// Naive UTC, microsecond precision, or `None`.
     #[serde(with = "datetime::serde_optional")]
+    #[schema(value_type = Option<String>, example = "2030-01-02T03:04:05")]
     pub deadline_at: Option<NaiveDateTime>,
     /// Naive UTC, set by the store on creation.
     #[serde(with = "datetime::serde_required")]
+    #[schema(value_type = String, example = "2026-12-07T18:00:00.123456")]
     pub created_at: NaiveDateTime,
     /// Naive UTC, set by the store on creation and on every update.
     #[serde(with = "datetime::serde_required")]
+    #[schema(value_type = String, example = "2026-12-07T18:00:00.123456")]
     pub updated_at: NaiveDateTime,
 }
 
