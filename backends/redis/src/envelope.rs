@@ -68,7 +68,7 @@ struct DeliveryInfo<'a> {
 ///
 /// # Errors
 /// When the headers cannot be written as JSON (never for `serde_json::Value`s).
-pub(crate) fn encode_tail(
+pub fn encode_tail(
     message: &Message,
     tag: &str,
     queue: &str,
@@ -153,7 +153,7 @@ pub(crate) fn in_entry<'a>(entry: &'a [u8], queue: &str) -> Option<&'a [u8]> {
 ///
 /// # Errors
 /// A description of what is wrong when the envelope is not a kombu message.
-pub(crate) fn decode(tag: &str, raw: &[u8]) -> Result<Received, String> {
+pub fn decode(tag: &str, raw: &[u8]) -> Result<Received, String> {
     let envelope: EnvelopeIn<'_> =
         serde_json::from_slice(raw).map_err(|e| format!("envelope is not kombu JSON: {e}"))?;
     // Kept as text: parsed only if someone reads them as a map.

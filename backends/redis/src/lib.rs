@@ -15,7 +15,9 @@
 mod broker;
 mod config;
 mod connect;
-mod envelope;
+/// kombu's envelope codec: public, hidden from the documentation, for the fuzz targets only.
+#[doc(hidden)]
+pub mod envelope;
 mod error;
 mod factory;
 pub mod layout;

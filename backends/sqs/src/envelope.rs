@@ -31,11 +31,15 @@ use serde_json::value::RawValue;
 
 /// The fields of a received envelope that the backend hands on.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Opened {
-    pub(crate) payload: Bytes,
-    pub(crate) headers: Headers,
-    pub(crate) properties: Properties,
-    pub(crate) ordering_key: Option<String>,
+pub struct Opened {
+    /// The message's payload: the envelope's body, decoded.
+    pub payload: Bytes,
+    /// Its headers.
+    pub headers: Headers,
+    /// Its properties.
+    pub properties: Properties,
+    /// Its FIFO message group.
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -78,7 +82,7 @@ struct DeliveryInfo<'a> {
 ///
 /// # Errors
 /// When the headers cannot be written as JSON (never for `serde_json` values).
-pub(crate) fn seal(message: &Message, queue: &str) -> Result<String, serde_json::Error> {
+pub fn seal(message: &Message, queue: &str) -> Result<String, serde_json::Error> {
     let envelope = EnvelopeOut {
         body: STANDARD.encode(&message.payload),
         content_encoding: message.properties.content_encoding.as_deref(),
@@ -143,7 +147,7 @@ pub(crate) fn unwrap_body(sqs_body: &str) -> Vec<u8> {
 /// # Errors
 /// A description of what is wrong when the body is a kombu envelope that cannot be read (bad
 /// headers, a body that is not the base64 it claims to be).
-pub(crate) fn open(sqs_body: &str) -> Result<Opened, String> {
+pub fn open(sqs_body: &str) -> Result<Opened, String> {
     let raw = unwrap_body(sqs_body);
     let Ok(envelope) = serde_json::from_slice::<EnvelopeIn<'_>>(&raw) else {
         return Ok(Opened {

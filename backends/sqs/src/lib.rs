@@ -16,7 +16,10 @@
 
 mod broker;
 mod config;
-mod envelope;
+/// kombu's SQS envelope codec: public, hidden from the documentation, for the fuzz targets
+/// only.
+#[doc(hidden)]
+pub mod envelope;
 mod error;
 mod factory;
 pub mod naming;
