@@ -14,7 +14,10 @@ use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode},
 };
-use broker_core::{trace_context::set_propagation, worker::Worker};
+use broker_core::{
+    trace_context::{TraceContext, enter_trace, set_propagation},
+    worker::Worker,
+};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::Value;
 use taskoverflow::{
@@ -61,6 +64,18 @@ async fn a_request_its_enqueue_and_the_run_are_one_exported_trace() {
         .with(layer(&provider));
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     assert!(set_propagation(OtelPropagation));
+
+    // A span the filter drops has no exported ids: the framework's own carry the trace on.
+    let caller = TraceContext::parse(CALLER).expect("valid");
+    let filtered = tracing::debug_span!(
+        "filtered",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    let carried = enter_trace(&filtered, Some(caller));
+    assert_eq!(carried.trace_id(), caller.trace_id());
+    assert_eq!(carried.parent_span_id(), Some(caller.span_id()));
 
     let jobs = CalendarJobs::in_process("ical").await.expect("jobs");
     let store = TodoStore::open(&StoreLocation::Memory)
