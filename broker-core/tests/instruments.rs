@@ -138,6 +138,7 @@ async fn every_outcome_and_every_broker_call_is_recorded() {
         .publish(Message::new("not a task"))
         .await
         .expect("publish poison");
+    let invented = send_task(&queue, &task("made.up")).await.expect("send");
     let missing = Queue::new(broker.clone(), "missing");
     let refused = missing
         .publish(Message::new("lost"))
@@ -149,9 +150,13 @@ async fn every_outcome_and_every_broker_call_is_recorded() {
     wait_for(&results, &broken, TaskState::Failure).await;
     wait_for(&results, &flaky, TaskState::Success).await;
     wait_for(&results, &expired, TaskState::Revoked).await;
+    wait_for(&results, &invented, TaskState::Failure).await;
     stop.cancel();
     let report = running.await.expect("joined").expect("the worker ran");
-    assert_eq!(report.dead_lettered, 1, "the poison message");
+    assert_eq!(
+        report.dead_lettered, 2,
+        "the poison message and the unknown task"
+    );
 
     let on = |task: &'static str| [("backend", "memory"), ("queue", "measured"), ("task", task)];
     let s = &snapshotter.snapshot().into_vec();
@@ -166,6 +171,12 @@ async fn every_outcome_and_every_broker_call_is_recorded() {
     assert_eq!(counter(s, TASKS_RETRIED, &on("flaky")), 1);
     assert_eq!(counter(s, TASKS_SUCCEEDED, &on("flaky")), 1);
     assert_eq!(counter(s, TASKS_DEAD_LETTERED, &on("(undecodable)")), 1);
+    assert_eq!(
+        counter(s, TASKS_DEAD_LETTERED, &on("(unregistered)")),
+        1,
+        "a task name no handler knows is not a label of its own"
+    );
+    assert!(recorded(s, TASKS_DEAD_LETTERED, &on("made.up")).is_empty());
     assert_eq!(samples(s, TASK_RUN, &on("flaky")), 2, "two runs");
     assert_eq!(samples(s, TASK_QUEUE_WAIT, &on("broken")), 1);
     let queue_labels = [("backend", "memory"), ("queue", "measured")];

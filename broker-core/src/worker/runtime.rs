@@ -31,6 +31,10 @@ use crate::{
 /// The task label of a message that is not a task the worker could decode.
 const UNDECODABLE: &str = "(undecodable)";
 
+/// The task label of a task this worker has no handler for: its name comes from the message,
+/// and one series per name a sender invents would grow without bound.
+const UNREGISTERED: &str = "(unregistered)";
+
 /// How often a worker samples its queue's depth, where the backend can count.
 const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -369,7 +373,11 @@ impl Job {
 
     /// Counts `event` for the task `delivery` carries, in the report and in the metrics.
     fn count(&self, event: TaskEvent, delivery: &Delivery) {
-        let task = delivery.header_str("task").unwrap_or(UNDECODABLE);
+        let task = match delivery.header_str("task") {
+            Some(name) if self.tasks.get(name).is_some() => name,
+            Some(_) => UNREGISTERED,
+            None => UNDECODABLE,
+        };
         self.instruments_of(task).count(event);
         let mut report = self.report.lock().expect("report");
         match event {
