@@ -17,6 +17,7 @@
 
 mod cases;
 pub mod endpoint;
+mod fault_proxy;
 pub mod private_postgres;
 mod runner;
 pub mod skip;
@@ -26,8 +27,12 @@ use std::{fmt, process::Command, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 
-pub use cases::{CASES, Case, Gate};
-pub use runner::{CHILD_ENV, CHILD_LOCATOR_ENV, assert_covers, run_case, run_child};
+pub use cases::{CASES, Case, FAULTS, Gate, SOAK_ENV};
+pub use fault_proxy::FaultProxy;
+pub use runner::{
+    CHILD_ENV, CHILD_LOCATOR_ENV, WORKER_CHILD_ENV, assert_covers, run_case, run_child,
+    run_worker_child,
+};
 pub use skip::{Skip, Unavailable};
 
 /// Settings every broker opened for the suite must use, so that timing cases run in seconds.
@@ -37,6 +42,16 @@ pub struct Settings {
     pub lease: Duration,
     /// Receives after which an unacked message is dead-lettered.
     pub max_receives: u32,
+}
+
+impl Settings {
+    /// The settings of the fault suite: the default lease, and more receives before the
+    /// dead-letter queue, since each kill or cut adds a receive to the tasks it interrupted
+    /// (a task moved to the dead-letter queue would count as lost).
+    pub const FAULTS: Self = Self {
+        lease: Duration::from_secs(2),
+        max_receives: 20,
+    };
 }
 
 impl Default for Settings {
@@ -59,6 +74,8 @@ pub enum HarnessFeature {
     Restart,
     /// [`Harness::result_store`] opens the backend's result store.
     ResultStore,
+    /// [`Harness::broker_through`] opens connections that pass through a [`FaultProxy`].
+    Proxy,
 }
 
 impl fmt::Display for HarnessFeature {
@@ -68,6 +85,7 @@ impl fmt::Display for HarnessFeature {
             Self::SharedAcrossProcesses => "reach its broker from another process",
             Self::Restart => "restart its broker",
             Self::ResultStore => "open a result store",
+            Self::Proxy => "route its connections through a fault proxy",
         })
     }
 }
@@ -119,7 +137,27 @@ pub trait Harness: Send + Sync + 'static {
         panic!("this harness declares HarnessFeature::Restart but does not restart its broker")
     }
 
-    /// What the crash case's child process needs to reach this harness's broker (a schema, a
+    /// Opens a connection like [`Harness::broker`] that passes through `proxy`: the harness
+    /// points the proxy at its broker ([`FaultProxy::forward_to`]) and connects to
+    /// [`FaultProxy::address`] instead. Called only when [`Harness::features`] has
+    /// [`HarnessFeature::Proxy`].
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the broker cannot be reached.
+    ///
+    /// # Panics
+    /// Unless overridden: a harness that declares the feature must route through the proxy.
+    async fn broker_through(
+        &self,
+        settings: Settings,
+        proxy: &FaultProxy,
+    ) -> Result<Arc<dyn Broker>, Unavailable> {
+        let _ = (settings, proxy);
+        panic!("this harness declares HarnessFeature::Proxy but does not use the proxy")
+    }
+
+    /// What a child process (the crash case's consumer, the fault suite's workers) needs to
+    /// reach this harness's broker (a schema, a
     /// key prefix, a private server's port), when it cannot find it alone. The child's harness
     /// constructor reads it back with [`child_locator`]. Default: nothing.
     fn child_locator(&self) -> Option<String> {
@@ -127,11 +165,13 @@ pub trait Harness: Send + Sync + 'static {
     }
 }
 
-/// In the crash case's child process, what the parent's harness returned from
-/// [`Harness::child_locator`]; `None` in any other process.
+/// In a child process (the crash case's consumer, the fault suite's workers), what the
+/// parent's harness returned from [`Harness::child_locator`]; `None` in any other process.
 #[must_use]
 pub fn child_locator() -> Option<String> {
-    std::env::var(CHILD_ENV).ok()?;
+    std::env::var(CHILD_ENV)
+        .or_else(|_| std::env::var(WORKER_CHILD_ENV))
+        .ok()?;
     std::env::var(CHILD_LOCATOR_ENV).ok()
 }
 
@@ -159,7 +199,7 @@ macro_rules! suite {
         $crate::suite!(conformance => $harness);
     };
     ($module:ident => $harness:expr) => {
-        $crate::suite!(@cases $module, $harness;
+        $crate::suite!(@cases CASES, $module, $harness;
             payload_and_headers_round_trip,
             oversized_payload_is_rejected_before_anything_is_sent,
             concurrent_publishers_and_consumers_lose_and_invent_nothing,
@@ -197,7 +237,7 @@ macro_rules! suite {
             result_records_expire,
         );
     };
-    (@cases $module:ident, $harness:expr; $($case:ident),+ $(,)?) => {
+    (@cases $table:ident, $module:ident, $harness:expr; $($case:ident),+ $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -213,7 +253,7 @@ macro_rules! suite {
             /// names one the suite does not have).
             #[test]
             fn every_case_of_the_suite_has_a_test() {
-                $crate::assert_covers(&[$(stringify!($case)),+]);
+                $crate::assert_covers($crate::$table, &[$(stringify!($case)),+]);
             }
 
             /// Not a case: the entry point of the child consumer process that the crash case
@@ -222,6 +262,33 @@ macro_rules! suite {
             fn child_process_entry() {
                 $crate::run_child(|| $harness);
             }
+
+            /// Not a case: the entry point of the worker processes that the fault suite
+            /// spawns from this same binary. Does nothing unless that case set its variable.
+            #[test]
+            fn worker_child_entry() {
+                $crate::run_worker_child(|| $harness);
+            }
         }
+    };
+}
+
+/// Expands to one `#[test]` per case of the fault suite ([`FAULTS`]) for the harness
+/// `$harness`, inside a module named `faults`, or `$module` with the
+/// `faults!(module_name => harness)` form. Like [`suite!`], each case is gated, and the module
+/// must sit at the test crate's root. Each run prints a `FAULT RUN` line with its figures;
+/// [`SOAK_ENV`] multiplies its tasks.
+#[macro_export]
+macro_rules! faults {
+    ($harness:expr) => {
+        $crate::faults!(faults => $harness);
+    };
+    ($module:ident => $harness:expr) => {
+        $crate::suite!(@cases FAULTS, $module, $harness;
+            poison_messages_are_dead_lettered_and_the_worker_goes_on,
+            killed_workers_lose_no_task,
+            cut_connections_lose_no_task,
+            a_restart_mid_run_loses_no_task,
+        );
     };
 }

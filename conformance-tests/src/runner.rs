@@ -8,10 +8,16 @@ use std::{
 
 use broker_core::{Broker, Queue};
 
-use crate::{CASES, Harness, Settings, cases::Ctx};
+use crate::{
+    FAULTS, Harness, Settings,
+    cases::{Case, Ctx, find, worker_process},
+};
 
 /// The variable that makes the test binary act as a child consumer; it names the queue.
 pub const CHILD_ENV: &str = "CONFORMANCE_CHILD_QUEUE";
+/// The variable that makes the test binary act as a worker process of the fault suite; it
+/// names the queue.
+pub const WORKER_CHILD_ENV: &str = "CONFORMANCE_CHILD_WORKER_QUEUE";
 /// The variable that carries the parent harness's [`Harness::child_locator`] to the child.
 pub const CHILD_LOCATOR_ENV: &str = "CONFORMANCE_CHILD_LOCATOR";
 
@@ -23,20 +29,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-/// Checks that `tests` (the tests [`suite!`](crate::suite) made) are exactly the suite's
-/// cases.
+/// Checks that `tests` (the tests [`suite!`](crate::suite) or [`faults!`](crate::faults)
+/// made) are exactly the cases of `table` ([`CASES`](crate::CASES) or [`FAULTS`]).
 ///
 /// # Panics
 /// Naming the cases without a test and the tests without a case.
-pub fn assert_covers(tests: &[&str]) {
-    let untested: Vec<&str> = CASES
+pub fn assert_covers(table: &[Case], tests: &[&str]) {
+    let untested: Vec<&str> = table
         .iter()
         .map(|c| c.name)
         .filter(|name| !tests.contains(name))
         .collect();
     let unknown: Vec<&&str> = tests
         .iter()
-        .filter(|name| !CASES.iter().any(|c| c.name == **name))
+        .filter(|name| !table.iter().any(|c| c.name == **name))
         .collect();
     assert!(
         untested.is_empty() && unknown.is_empty(),
@@ -50,13 +56,14 @@ pub fn assert_covers(tests: &[&str]) {
 /// # Panics
 /// When the case fails, or when `name` is not a case.
 pub fn run_case<H: Harness>(module: &'static str, name: &str, make: impl FnOnce() -> H) {
-    let case = CASES
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no conformance case named {name}"));
+    let case = find(name).unwrap_or_else(|| panic!("no conformance or fault case named {name}"));
+    let settings = if FAULTS.iter().any(|c| c.name == name) {
+        Settings::FAULTS
+    } else {
+        Settings::default()
+    };
     runtime().block_on(async {
         let harness: Arc<dyn Harness> = Arc::new(make());
-        let settings = Settings::default();
         let broker = match harness.broker(settings).await {
             Ok(broker) => broker,
             Err(unavailable) => return unavailable.skip(name),
@@ -102,5 +109,31 @@ pub fn run_child<H: Harness>(make: impl FnOnce() -> H) {
         let held = Mutex::new(Some(delivery));
         tokio::time::sleep(Duration::from_secs(120)).await;
         drop(held);
+    });
+}
+
+/// The worker process of the fault suite: when [`WORKER_CHILD_ENV`] names a queue, runs the
+/// real worker runtime on it with the fault runs' task, which prints `RAN <n>` for each task
+/// it runs (before its ack), until SIGTERM (a graceful stop) or SIGKILL. Does nothing
+/// otherwise.
+///
+/// # Panics
+/// When the broker cannot be opened or the worker ends with an error.
+pub fn run_worker_child<H: Harness>(make: impl FnOnce() -> H) {
+    let Ok(queue) = std::env::var(WORKER_CHILD_ENV) else {
+        return;
+    };
+    runtime().block_on(async {
+        let harness = make();
+        let broker: Arc<dyn Broker> = harness
+            .broker(Settings::FAULTS)
+            .await
+            .unwrap_or_else(|unavailable| panic!("worker cannot open the broker: {unavailable}"));
+        // libtest has printed `test <name> ... ` without a line break: start a fresh line.
+        println!();
+        worker_process(Queue::new(broker, queue))
+            .run_until_signal()
+            .await
+            .expect("the worker ends cleanly");
     });
 }

@@ -1,4 +1,5 @@
-//! The memory backend runs the whole conformance suite.
+//! The memory backend runs the whole conformance suite, and the fault suite's poison case
+//! (the others need a broker outside the process).
 
 use std::{sync::Arc, time::Duration};
 
@@ -41,3 +42,4 @@ fn harness() -> Memory {
 }
 
 conformance_tests::suite!(harness());
+conformance_tests::faults!(harness());

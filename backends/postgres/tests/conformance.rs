@@ -6,6 +6,7 @@
 //!   is skipped there.
 //! - `durable`: against a private server each test starts in a temporary directory, which the
 //!   restart case kills (`pg_ctl stop -m immediate`, as a crash) and starts again.
+//! - `faults`: the fault suite, against a private server per test too.
 //!
 //! The crash case re-runs this binary as a child consumer. It must reach the same schema (and,
 //! for `durable`, the same server): the harnesses hand it the schema name or the server's port
@@ -20,7 +21,7 @@ use broker_core::{Broker, ResultStore};
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
 use conformance_tests::private_postgres::PrivatePostgres;
 use conformance_tests::{
-    Harness, HarnessFeature, Settings, Unavailable,
+    FaultProxy, Harness, HarnessFeature, Settings, Unavailable,
     endpoint::{self, Container},
 };
 use support::TestSchema;
@@ -133,11 +134,21 @@ impl Harness for PrivateHarness {
         open_broker(settings_config(&url, PRIVATE_SCHEMA, settings)).await
     }
 
-    /// The test's own server can be restarted; the crash case's child reaches its parent's.
+    async fn broker_through(
+        &self,
+        settings: Settings,
+        proxy: &FaultProxy,
+    ) -> Result<Arc<dyn Broker>, Unavailable> {
+        let url = proxy.route(&self.url().await?);
+        open_broker(settings_config(&url, PRIVATE_SCHEMA, settings)).await
+    }
+
+    /// The test's own server can be restarted; a child process reaches its parent's.
     fn features(&self) -> Vec<HarnessFeature> {
         let mut features = vec![
             HarnessFeature::SharedAcrossProcesses,
             HarnessFeature::ResultStore,
+            HarnessFeature::Proxy,
         ];
         if let Self::Own(_) = self {
             features.push(HarnessFeature::Restart);
@@ -189,3 +200,4 @@ fn private_server_harness() -> PrivateHarness {
 }
 
 conformance_tests::suite!(durable => private_server_harness());
+conformance_tests::faults!(faults => private_server_harness());

@@ -1,7 +1,8 @@
 //! The Redis backend runs the whole conformance suite twice: against the shared Redis named by
 //! `BROKER_TEST_REDIS_URL` (no persistence; without it, a `redis:7` container where a Docker
 //! engine is configured), and against a private `redis-server` with an fsynced append-only
-//! file that the harness restarts (so the restart case runs too).
+//! file that the harness restarts (so the restart case runs too). The fault suite runs
+//! against a private server too.
 
 mod support;
 
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use broker_core::{Broker, ResultStore};
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
 use conformance_tests::{
-    Harness, HarnessFeature, Settings, Unavailable,
+    FaultProxy, Harness, HarnessFeature, Settings, Unavailable,
     endpoint::{self, Container},
 };
 use support::PrivateServer;
@@ -76,12 +77,30 @@ impl Harness for Redis {
         Ok(Arc::new(broker))
     }
 
-    /// Every harness reaches its server from another process and opens the result store; the
-    /// one that started a private server also restarts it.
+    async fn broker_through(
+        &self,
+        settings: Settings,
+        proxy: &FaultProxy,
+    ) -> Result<Arc<dyn Broker>, Unavailable> {
+        let config = RedisConfig {
+            visibility_timeout: settings.lease,
+            max_receives: settings.max_receives,
+            key_prefix: self.prefix(),
+            ..RedisConfig::new(proxy.route(&self.url()?))
+        };
+        let broker = RedisBroker::connect(config)
+            .await
+            .map_err(|e| Unavailable::new(support::SERVICE, e.to_string()))?;
+        Ok(Arc::new(broker))
+    }
+
+    /// Every harness reaches its server from another process, opens the result store and
+    /// routes through a fault proxy; the one that started a private server also restarts it.
     fn features(&self) -> Vec<HarnessFeature> {
         let mut features = vec![
             HarnessFeature::SharedAcrossProcesses,
             HarnessFeature::ResultStore,
+            HarnessFeature::Proxy,
         ];
         if let Server::Private(_) = self.server {
             features.push(HarnessFeature::Restart);
@@ -161,3 +180,4 @@ fn private_server_harness() -> Redis {
 
 conformance_tests::suite!(conformance => harness());
 conformance_tests::suite!(durable => private_server_harness());
+conformance_tests::faults!(faults => private_server_harness());

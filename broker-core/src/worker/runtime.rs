@@ -107,7 +107,8 @@ pub struct WorkerReport {
 /// - acks of tasks that finish close together go to the broker in one call (nothing waits to
 ///   fill a batch), and every ack is sent before [`Worker::run`] returns;
 /// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
-/// - a message that cannot be decoded, names an unknown task, or exhausts its retries goes to
+/// - a message that cannot be decoded, is over the backend's payload limit (sent by another
+///   producer), names an unknown task, or exhausts its retries goes to
 ///   the queue's dead-letter queue ([`Broker::dead_letter_queue`](crate::Broker::dead_letter_queue))
 ///   with the reason logged, and the worker goes on: the backend moves it there, or, when the
 ///   backend cannot dead-letter, the worker publishes it there and acks it. A worker on a
@@ -398,10 +399,14 @@ impl Job {
 
     async fn process(&self, delivery: Delivery) {
         let _in_flight = self.instruments.enter();
-        let task = match task_from_delivery(&delivery) {
+        let decoded = match self.over_the_limit(&delivery) {
+            Some(reason) => Err(reason),
+            None => task_from_delivery(&delivery)
+                .map_err(|err| format!("cannot decode task: {}", err.detail())),
+        };
+        let task = match decoded {
             Ok(task) => Box::new(task),
-            Err(err) => {
-                let reason = format!("cannot decode task: {}", err.detail());
+            Err(reason) => {
                 if let Some(id) = delivery.header_str("id").map(str::to_owned) {
                     self.record(TaskResult::error(
                         id,
@@ -431,6 +436,20 @@ impl Job {
         context
             .scope(self.run_task(delivery, task).instrument(span))
             .await;
+    }
+
+    /// Why `delivery` is refused unread: its payload is over the backend's declared limit.
+    /// Only another producer can send one (publishing here checks the limit), and it could not
+    /// be retried or moved by publishing again, so it goes to the dead-letter place at once.
+    fn over_the_limit(&self, delivery: &Delivery) -> Option<String> {
+        let caps = self.queue.capabilities();
+        let size = delivery.payload().len();
+        (size > caps.max_payload).then(|| {
+            format!(
+                "payload of {size} bytes is over the {} backend's limit of {} bytes",
+                caps.backend, caps.max_payload
+            )
+        })
     }
 
     async fn run_task(&self, delivery: Delivery, task: Box<TaskMessage>) {

@@ -4,6 +4,7 @@ mod backlog;
 mod counting;
 mod delivery;
 mod durability;
+mod faults;
 mod housekeeping;
 mod limits;
 mod order;
@@ -22,6 +23,9 @@ use std::{
 use broker_core::{
     Broker, Capabilities, Delivery, ErrorKind, Queue, Requirement, ResultStore, StaleTokens,
 };
+
+pub use faults::SOAK_ENV;
+pub(crate) use faults::worker_process;
 
 use crate::{Harness, HarnessFeature, Settings, Skip};
 
@@ -102,6 +106,13 @@ impl Gate {
 const DELAY: Duration = Duration::from_secs(2);
 
 macro_rules! case {
+    ($outer:ident :: $module:ident :: $name:ident, $gate:expr) => {
+        Case {
+            name: stringify!($name),
+            gate: $gate,
+            run: |ctx| Box::pin($outer::$module::$name(ctx)),
+        }
+    };
     ($module:ident :: $name:ident, $gate:expr) => {
         Case {
             name: stringify!($name),
@@ -249,6 +260,35 @@ pub static CASES: &[Case] = &[
     ),
 ];
 
+/// The fault suite: every case, in the order the README lists them. Each runs with
+/// [`Settings::FAULTS`].
+pub static FAULTS: &[Case] = &[
+    case!(
+        faults::poison::poison_messages_are_dead_lettered_and_the_worker_goes_on,
+        Gate::requires(&[Requirement::DeadLetter])
+    ),
+    case!(
+        faults::worker_kill::killed_workers_lose_no_task,
+        Gate::needs(&[HarnessFeature::SharedAcrossProcesses])
+    ),
+    case!(
+        faults::connection_cut::cut_connections_lose_no_task,
+        Gate::needs(&[HarnessFeature::Proxy])
+    ),
+    case!(
+        faults::restart::a_restart_mid_run_loses_no_task,
+        Gate {
+            requirements: &[Requirement::Durable],
+            features: &[HarnessFeature::Restart],
+        }
+    ),
+];
+
+/// The case called `name`, in the conformance suite or the fault suite.
+pub(crate) fn find(name: &str) -> Option<&'static Case> {
+    CASES.iter().chain(FAULTS).find(|c| c.name == name)
+}
+
 /// What a case works with: the harness, a connected broker, and the queues it made.
 #[derive(Clone)]
 pub struct Ctx {
@@ -276,10 +316,7 @@ impl Ctx {
         case: &str,
         module: &'static str,
     ) -> Self {
-        let case = CASES
-            .iter()
-            .find(|c| c.name == case)
-            .map_or("case", |c| c.name);
+        let case = find(case).map_or("case", |c| c.name);
         Self {
             harness,
             broker,

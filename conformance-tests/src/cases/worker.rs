@@ -24,7 +24,7 @@ use super::{Ctx, Skip};
 
 /// Task states kept in the test, for a worker that needs somewhere to write them.
 #[derive(Debug, Default)]
-struct States(Mutex<HashMap<String, TaskResult>>);
+pub(super) struct States(Mutex<HashMap<String, TaskResult>>);
 
 #[async_trait]
 impl ResultStore for States {
