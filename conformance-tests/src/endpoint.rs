@@ -187,13 +187,7 @@ pub fn broker_url(service: &'static str) -> Result<String, Unavailable> {
 /// # Errors
 /// [`Unavailable`] when it is not set.
 pub fn celery_python() -> Result<String, Unavailable> {
-    match std::env::var("BROKER_TEST_CELERY_PYTHON") {
-        Ok(python) if !python.trim().is_empty() => Ok(python),
-        _ => Err(Unavailable::new(
-            "celery",
-            "BROKER_TEST_CELERY_PYTHON is not set; run `eval \"$(scripts/services.sh)\"`",
-        )),
-    }
+    tool("celery", "BROKER_TEST_CELERY_PYTHON")
 }
 
 /// The `schemathesis` command (`BROKER_TEST_SCHEMATHESIS`, which `scripts/services.sh`
@@ -203,11 +197,25 @@ pub fn celery_python() -> Result<String, Unavailable> {
 /// # Errors
 /// [`Unavailable`] when it is not set.
 pub fn schemathesis() -> Result<String, Unavailable> {
-    match std::env::var("BROKER_TEST_SCHEMATHESIS") {
-        Ok(command) if !command.trim().is_empty() => Ok(command),
+    tool("schemathesis", "BROKER_TEST_SCHEMATHESIS")
+}
+
+/// The `tansu` binary (`BROKER_TEST_TANSU`, which `scripts/services.sh` installs), for the
+/// Kafka tests that start a broker of their own. Its service is `kafka`.
+///
+/// # Errors
+/// [`Unavailable`] when it is not set.
+pub fn tansu() -> Result<String, Unavailable> {
+    tool("kafka", "BROKER_TEST_TANSU")
+}
+
+/// A program or path that `scripts/services.sh` installs and names in `variable`.
+fn tool(service: &'static str, variable: &str) -> Result<String, Unavailable> {
+    match std::env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
         _ => Err(Unavailable::new(
-            "schemathesis",
-            "BROKER_TEST_SCHEMATHESIS is not set; run `eval \"$(scripts/services.sh)\"`",
+            service,
+            format!("{variable} is not set; run `eval \"$(scripts/services.sh)\"`"),
         )),
     }
 }

@@ -8,6 +8,11 @@
 //! with its reason printed, and a case whose gate is met must pass. Nothing undeclared is
 //! assumed.
 //!
+//! The fault suite ([`faults!`], the table [`FAULTS`]) is invoked the same way and gated the
+//! same way: poison messages, worker processes killed again and again, connections cut by a
+//! [`FaultProxy`], and a broker restarted under running clients. Each run counts lost tasks
+//! (none may be) and duplicates (printed, never hidden).
+//!
 //! Brokers are found by the harness through [`endpoint::broker_url_or_container`]: an
 //! environment URL, else the broker's image started by testcontainers where a Docker engine is
 //! configured ([`endpoint`] says what a test may rely on then). When none is reachable the case

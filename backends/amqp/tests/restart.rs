@@ -1,4 +1,5 @@
-//! A RabbitMQ restart loses nothing that was confirmed, and the broker reconnects by itself.
+//! A RabbitMQ restart loses nothing that was confirmed, and the broker reconnects by itself,
+//! also under a running producer and worker (the fault suite's restart case).
 //! Runs against a private RabbitMQ node (its own port, data directory and node name) that the
 //! test stops and starts again, never the machine's shared one. Needs `rabbitmq-server`
 //! (installed with the machine's RabbitMQ); the shared server's URL gives the credentials.
@@ -57,6 +58,17 @@ fn restart_loses_nothing() {
         return;
     };
     run_case("restart", "restart_loses_nothing", || Restartable { node });
+}
+
+/// The fault suite's restart case, which the shared server's harness cannot run.
+#[test]
+fn a_restart_mid_run_loses_no_task() {
+    let Some(node) = private_node() else {
+        return;
+    };
+    run_case("restart", "a_restart_mid_run_loses_no_task", || {
+        Restartable { node }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

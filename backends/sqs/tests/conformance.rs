@@ -1,13 +1,15 @@
 //! The SQS backend runs the whole conformance suite twice against the SQS service named by
 //! `BROKER_TEST_SQS_URL` (the emulator `scripts/services.sh` starts): once on standard queues
-//! and once on FIFO queues, whose brokers declare different guarantees.
+//! and once on FIFO queues, whose brokers declare different guarantees. The fault suite runs
+//! on both kinds too; the emulator forgets everything when it stops, so its restart case is
+//! skipped (the connection cuts show the clients reconnecting).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use broker_core::Broker;
 use broker_sqs::{QueueKind, SqsBroker, SqsConfig};
-use conformance_tests::{Harness, HarnessFeature, Settings, Unavailable, endpoint};
+use conformance_tests::{FaultProxy, Harness, HarnessFeature, Settings, Unavailable, endpoint};
 
 const SERVICE: &str = "sqs";
 
@@ -38,10 +40,27 @@ impl Harness for Sqs {
         Ok(Arc::new(broker))
     }
 
+    async fn broker_through(
+        &self,
+        settings: Settings,
+        proxy: &FaultProxy,
+    ) -> Result<Arc<dyn Broker>, Unavailable> {
+        let config = self.config(settings)?;
+        let url = proxy.route(&endpoint::broker_url(SERVICE)?);
+        let routed = SqsConfig::from_url(&url).expect("a routed URL parses");
+        let broker = SqsBroker::connect(SqsConfig {
+            endpoint: routed.endpoint,
+            ..config
+        })
+        .await
+        .map_err(|e| Unavailable::new(SERVICE, e.to_string()))?;
+        Ok(Arc::new(broker))
+    }
+
     /// Every process reaches the same SQS service; queue names are unique per case, so the
     /// crash case's child finds the queue by its name alone.
     fn features(&self) -> Vec<HarnessFeature> {
-        vec![HarnessFeature::SharedAcrossProcesses]
+        vec![HarnessFeature::SharedAcrossProcesses, HarnessFeature::Proxy]
     }
 
     fn queue_name(&self, base: &str) -> String {
@@ -54,3 +73,5 @@ impl Harness for Sqs {
 
 conformance_tests::suite!(standard => Sqs { kind: QueueKind::Standard });
 conformance_tests::suite!(fifo => Sqs { kind: QueueKind::Fifo });
+conformance_tests::faults!(faults_standard => Sqs { kind: QueueKind::Standard });
+conformance_tests::faults!(faults_fifo => Sqs { kind: QueueKind::Fifo });

@@ -333,13 +333,18 @@ impl Ctx {
 
     /// A fresh, declared queue with a unique name, deleted after the case passes.
     async fn queue(&self) -> Queue {
+        Queue::declare(self.broker.clone(), self.queue_name())
+            .await
+            .expect("declare a fresh queue")
+    }
+
+    /// A unique queue name, deleted after the case passes; the case declares it.
+    fn queue_name(&self) -> String {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let short: String = self.case.split('_').map(|w| &w[..1]).collect();
         let name = self.harness.queue_name(&format!("ct-{short}-{suffix}"));
         self.queues.lock().expect("queue list").push(name.clone());
-        Queue::declare(self.broker.clone(), name)
-            .await
-            .expect("declare a fresh queue")
+        name
     }
 
     /// Another connection to the same broker.

@@ -22,10 +22,14 @@ const STALL: Duration = Duration::from_secs(3);
 /// repeats are counted, and nothing is left in the queue or in flight.
 pub(in crate::cases) async fn cut_connections_lose_no_task(ctx: Ctx) -> Result<(), Skip> {
     let tasks = scaled(3_000);
-    let queue = ctx.queue().await;
+    // Every connection of the case passes through the proxy (on Kafka the broker advertises
+    // the proxy's address, so even connections opened from metadata do).
     let proxy = FaultProxy::start().await;
     let producer = ctx.harness.broker_through(ctx.settings, &proxy).await?;
     let consumer = ctx.harness.broker_through(ctx.settings, &proxy).await?;
+    let queue = Queue::declare(producer.clone(), ctx.queue_name())
+        .await
+        .expect("declare a fresh queue");
     let connected = proxy.connections_accepted();
 
     let ledger = Ledger::new(tasks);
@@ -57,13 +61,15 @@ pub(in crate::cases) async fn cut_connections_lose_no_task(ctx: Ctx) -> Result<(
         ledger.ran()
     );
     let report = stop_worker(stop, worker).await;
+    let reconnects = proxy.connections_accepted() - connected;
+    let after = ctx.harness.broker_through(ctx.settings, &proxy).await?;
+    let after = Queue::new(after, queue.name().to_owned());
     let came_back = settle(
-        &queue,
+        &after,
         &ledger,
         ctx.settings.lease + Duration::from_secs(10),
     )
     .await;
-    let reconnects = proxy.connections_accepted() - connected;
     ledger.finish(
         &ctx,
         "connection-cut",

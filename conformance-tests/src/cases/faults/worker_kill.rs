@@ -78,6 +78,12 @@ pub(in crate::cases) async fn killed_workers_lose_no_task(ctx: Ctx) -> Result<()
         child.start_kill().expect("SIGKILL the worker");
         child.wait().await.expect("reap the worker");
         kills += 1;
+        // What it ran before it died and this process had not read yet.
+        while let Some(line) = lines.next_line().await.expect("read the worker's output") {
+            if let Some(n) = ran(&line) {
+                ledger.record(n);
+            }
+        }
     }
     let came_back = settle(
         &queue,
