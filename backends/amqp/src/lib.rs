@@ -20,7 +20,10 @@ mod connect;
 mod consumer;
 mod error;
 mod factory;
-mod table;
+/// Headers between JSON and AMQP field tables: public, hidden from the documentation, for the
+/// fuzz targets only.
+#[doc(hidden)]
+pub mod table;
 pub mod topology;
 mod url;
 mod window;

@@ -5,7 +5,8 @@
 //! Celery sends: strings are long strings, integers 64-bit signed, other numbers doubles,
 //! `null` is void, arrays and objects nest. Reading back, every AMQP integer and timestamp is
 //! a JSON integer, decimals and floats are numbers, byte arrays and strings are text (invalid
-//! UTF-8 replaced).
+//! UTF-8 replaced). A timestamp past `i64::MAX` is read as a number instead: sent again, as a
+//! double, it reads back the same.
 
 use broker_core::Headers;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
@@ -15,7 +16,7 @@ use serde_json::{Map, Number, Value};
 const MAX_NAME: usize = 255;
 
 /// The header table for `headers`, or the name of the first header whose name is too long.
-pub(crate) fn to_table(headers: &Headers) -> Result<FieldTable, String> {
+pub fn to_table(headers: &Headers) -> Result<FieldTable, String> {
     object_to_table(headers)
 }
 
@@ -50,7 +51,7 @@ fn to_value(value: &Value) -> Result<AMQPValue, String> {
 }
 
 /// `table` as headers, leaving out the names `skip` says to.
-pub(crate) fn from_table(table: &FieldTable, skip: impl Fn(&str) -> bool) -> Headers {
+pub fn from_table(table: &FieldTable, skip: impl Fn(&str) -> bool) -> Headers {
     table
         .inner()
         .iter()
@@ -70,7 +71,11 @@ fn from_value(value: &AMQPValue) -> Value {
         AMQPValue::LongInt(i) => Value::from(*i),
         AMQPValue::LongUInt(i) => Value::from(*i),
         AMQPValue::LongLongInt(i) => Value::from(*i),
-        AMQPValue::Timestamp(t) => Value::from(*t),
+        AMQPValue::Timestamp(t) => match i64::try_from(*t) {
+            Ok(t) => Value::from(t),
+            // As a double, like every number `to_value` cannot send as a signed integer.
+            Err(_) => number(*t as f64),
+        },
         AMQPValue::Float(f) => number(f64::from(*f)),
         AMQPValue::Double(f) => number(*f),
         AMQPValue::DecimalValue(d) => number(f64::from(d.value) / 10f64.powi(i32::from(d.scale))),
@@ -98,7 +103,7 @@ fn number(f: f64) -> Value {
 }
 
 /// A count kept in a header, whichever integer type the sender used.
-pub(crate) fn count(table: &FieldTable, name: &str) -> Option<u32> {
+pub fn count(table: &FieldTable, name: &str) -> Option<u32> {
     match table.inner().get(name)? {
         AMQPValue::LongLongInt(i) => u32::try_from(*i).ok(),
         AMQPValue::LongInt(i) => u32::try_from(*i).ok(),
@@ -153,6 +158,19 @@ mod tests {
         let long = "n".repeat(256);
         let err = to_table(&headers(json!({ long: 1 }))).unwrap_err();
         assert!(err.contains("256 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_timestamp_past_the_signed_range_reads_back_the_same_when_sent_again() {
+        let mut table = FieldTable::default();
+        table.insert("t".into(), AMQPValue::Timestamp(u64::MAX));
+        table.insert("now".into(), AMQPValue::Timestamp(1_714_564_800));
+        let read = from_table(&table, |_| false);
+        assert_eq!(
+            read,
+            headers(json!({"t": 1.8446744073709552e19, "now": 1_714_564_800}))
+        );
+        assert_eq!(from_table(&to_table(&read).unwrap(), |_| false), read);
     }
 
     #[test]

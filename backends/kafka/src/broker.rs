@@ -360,6 +360,19 @@ impl Broker for KafkaBroker {
     /// publish order). A delayed message is written at once with the time it is due.
     async fn publish(&self, queue: &str, batch: &[Message]) -> Result<()> {
         self.check_open(Operation::Publish)?;
+        // rdkafka passes header names to librdkafka as C strings: a NUL cannot travel.
+        for (index, message) in batch.iter().enumerate() {
+            if let Some(name) = message.headers.keys().find(|name| name.contains('\0')) {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    BACKEND,
+                    Operation::Publish,
+                    format!(
+                        "message {index}: header name {name:?} holds a NUL byte, which Kafka headers cannot carry"
+                    ),
+                ));
+            }
+        }
         self.ensure_topic(Operation::Publish, queue).await?;
         let records: Vec<Record> = batch.iter().map(Record::publish).collect();
         self.produce(Operation::Publish, queue, &records).await

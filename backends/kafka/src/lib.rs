@@ -21,7 +21,9 @@ mod consumer;
 mod error;
 mod factory;
 mod partitions;
-mod record;
+/// Messages as Kafka records: public, hidden from the documentation, for the fuzz targets only.
+#[doc(hidden)]
+pub mod record;
 mod url;
 
 pub use broker::{KafkaBroker, MAX_BATCH, MAX_PAYLOAD};

@@ -22,16 +22,16 @@ const REPLY_TO: &str = "switchyard-reply-to";
 
 /// A message as it is stored in a topic, or about to be.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Record {
-    pub(crate) id: String,
-    pub(crate) payload: Bytes,
-    pub(crate) headers: Headers,
-    pub(crate) properties: Properties,
-    pub(crate) key: Option<String>,
+pub struct Record {
+    pub id: String,
+    pub payload: Bytes,
+    pub headers: Headers,
+    pub properties: Properties,
+    pub key: Option<String>,
     /// How many times earlier copies were handed out.
-    pub(crate) receives: u32,
+    pub receives: u32,
     /// Milliseconds since the Unix epoch before which it is not handed out.
-    pub(crate) not_before: Option<u64>,
+    pub not_before: Option<u64>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -57,10 +57,7 @@ impl Record {
 
     /// Reads a record off the wire. `fallback_id` names a record some other producer wrote
     /// without an id. Headers that are not JSON (another producer's) are kept as strings.
-    pub(crate) fn read(
-        message: &impl rdkafka::Message,
-        fallback_id: impl FnOnce() -> String,
-    ) -> Self {
+    pub fn read(message: &impl rdkafka::Message, fallback_id: impl FnOnce() -> String) -> Self {
         let mut record = Self {
             id: String::new(),
             payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
@@ -103,7 +100,7 @@ impl Record {
     }
 
     /// The Kafka headers this record travels with.
-    pub(crate) fn wire_headers(&self) -> OwnedHeaders {
+    pub fn wire_headers(&self) -> OwnedHeaders {
         let mut wire = OwnedHeaders::new_with_capacity(self.headers.len() + 4);
         for (name, value) in &self.headers {
             let json = value.to_string();

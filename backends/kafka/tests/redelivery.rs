@@ -85,3 +85,32 @@ async fn a_message_read_after_max_receives_goes_to_the_dead_letter_topic() {
     dead.ack().await.expect("ack");
     let _ = broker.delete_queue(&name).await;
 }
+
+/// rdkafka would panic on a header name holding a NUL byte; the publish refuses it first, and
+/// nothing of the batch is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_holding_a_nul_byte_is_refused_before_anything_is_sent() {
+    let Some(url) = or_skip(endpoint::broker_url(SERVICE)) else {
+        return;
+    };
+    let config = KafkaConfig {
+        session_timeout: Duration::from_secs(1),
+        ..KafkaConfig::from_url(&url).expect("a Kafka URL")
+    };
+    let broker: Arc<dyn Broker> = Arc::new(KafkaBroker::connect(config).await.expect("connect"));
+    let name = format!("nul-header-{}", uuid::Uuid::new_v4().simple());
+    let queue = Queue::declare(broker.clone(), name).await.expect("declare");
+    let good = broker_core::Message::new("first");
+    let bad = broker_core::Message::new("second").header("a\0b", "value");
+    let err = queue
+        .publish_batch(vec![good, bad])
+        .await
+        .expect_err("a NUL in a header name is refused");
+    assert_eq!(err.kind(), broker_core::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    let sent = queue
+        .receive(2, Duration::from_secs(8))
+        .await
+        .expect("receive");
+    assert!(sent.is_empty(), "nothing of the refused batch was sent");
+}
