@@ -3,20 +3,22 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use broker_core::{
-    Broker, Capacity, DEAD_LETTER_REASON_HEADER, Message, Queue, ResultStore, ResultStoreExt,
-    RetryPolicy, TaskState,
+    Broker, Capacity, DEAD_LETTER_REASON_HEADER, ErrorKind, Message, Queue, ResultStore,
+    ResultStoreExt, RetryPolicy, TaskState,
     celery::TaskMessage,
     tasks::send_task,
-    worker::{TaskError, TaskRegistry, TaskRequest, Worker, WorkerOptions, WorkerReport},
+    worker::{
+        TaskError, TaskOptions, TaskRegistry, TaskRequest, Worker, WorkerOptions, WorkerReport,
+    },
 };
 use broker_memory::{MemoryBroker, MemoryConfig, MemoryResultStore};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -38,8 +40,10 @@ async fn setup(lease: Duration) -> Setup {
     }
 }
 
+/// Fast polls and retries; `STARTED` tracked, as the cases that watch a running task need.
 fn fast_options() -> WorkerOptions {
     WorkerOptions {
+        track_started: true,
         poll_wait: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(5),
         retry: RetryPolicy {
@@ -185,6 +189,136 @@ async fn started_is_written_while_the_task_runs_and_never_after_its_outcome() {
     );
     stop.cancel();
     worker.await.expect("join");
+}
+
+#[tokio::test]
+async fn started_is_written_only_when_tracked() {
+    let mut setup = setup(Duration::from_secs(5)).await;
+    let store = Arc::new(SlowStart {
+        inner: MemoryResultStore::new(Duration::from_secs(3600)),
+        written: Mutex::default(),
+    });
+    setup.results = store.clone();
+    let tasks = TaskRegistry::new().register("quick", |_: TaskRequest| async { Ok(json!(1)) });
+    let options = WorkerOptions {
+        track_started: false,
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    let id = send(&setup, "quick", vec![]).await;
+    wait_for_state(&setup, &id, TaskState::Success).await;
+    stop.cancel();
+    worker.await.expect("join");
+    assert_eq!(*store.written.lock().unwrap(), [TaskState::Success]);
+}
+
+/// A task that counts its runs and returns a value nobody should store.
+fn counted(runs: &Arc<AtomicU32>) -> impl broker_core::worker::Task {
+    let runs = runs.clone();
+    move |_: TaskRequest| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async { Ok(json!("not stored")) }
+    }
+}
+
+/// Waits until `runs` reaches `count`, then stops the worker and checks the queue is empty.
+async fn finish(
+    setup: &Setup,
+    runs: &AtomicU32,
+    count: u32,
+    stop: CancellationToken,
+    worker: JoinHandle<WorkerReport>,
+) -> WorkerReport {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) < count {
+        assert!(Instant::now() < deadline, "the tasks never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    let report = worker.await.expect("join");
+    let left = setup
+        .queue
+        .receive(1, Duration::from_millis(200))
+        .await
+        .expect("receive");
+    assert!(left.is_empty(), "the tasks were acked");
+    report
+}
+
+#[tokio::test]
+async fn a_task_registered_to_ignore_its_result_writes_no_state() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let tasks = TaskRegistry::new().register_with(
+        "fire_and_forget",
+        counted(&runs),
+        TaskOptions {
+            ignore_result: true,
+        },
+    );
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let id = send(&setup, "fire_and_forget", vec![]).await;
+    let report = finish(&setup, &runs, 1, stop, worker).await;
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(
+        setup.results.fetch(&id).await.unwrap(),
+        None,
+        "no state, not even STARTED"
+    );
+}
+
+#[tokio::test]
+async fn a_message_asking_to_ignore_its_result_writes_no_state() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let tasks = TaskRegistry::new().register("task", counted(&runs));
+    let (stop, worker) = start(&setup, tasks, fast_options());
+    let ignored = TaskMessage::new("task", vec![], Map::new()).with_ignore_result(Some(true));
+    let ignored = send_task(&setup.queue, &ignored).await.expect("send");
+    let kept = send(&setup, "task", vec![]).await;
+    finish(&setup, &runs, 2, stop, worker).await;
+    assert_eq!(setup.results.fetch(&ignored).await.unwrap(), None);
+    assert_eq!(
+        setup.results.fetch(&kept).await.unwrap().map(|r| r.status),
+        Some(TaskState::Success),
+        "a message that does not ask keeps its result"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_without_a_result_store_runs_only_tasks_that_ignore_results() {
+    let setup = setup(Duration::from_secs(5)).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let storing = TaskRegistry::new()
+        .register_with(
+            "ignored",
+            counted(&runs),
+            TaskOptions {
+                ignore_result: true,
+            },
+        )
+        .register("stored", counted(&runs));
+    let refused = Worker::without_results(setup.queue.clone(), storing).expect_err("refused");
+    assert_eq!(refused.kind(), ErrorKind::Configuration);
+    assert!(refused.to_string().contains("stored"), "{refused}");
+
+    let tasks = TaskRegistry::new().register_with(
+        "ignored",
+        counted(&runs),
+        TaskOptions {
+            ignore_result: true,
+        },
+    );
+    let worker = Worker::without_results(setup.queue.clone(), tasks)
+        .expect("every task ignores its result")
+        .with_options(fast_options());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let handle = tokio::spawn(async move { worker.run(token).await.expect("worker runs") });
+    send(&setup, "ignored", vec![]).await;
+    send(&setup, "ignored", vec![]).await;
+    let report = finish(&setup, &runs, 2, stop, handle).await;
+    assert_eq!(report.succeeded, 2);
 }
 
 /// The in-process broker, recording how many deliveries each receive that got any returned

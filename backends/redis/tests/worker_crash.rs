@@ -47,6 +47,8 @@ async fn worker(url: &str, prefix: &str, queue: &str, tasks: TaskRegistry) -> Wo
         concurrency: 1,
         prefetch: 1,
         poll_wait: Duration::from_millis(200),
+        // The parent waits for STARTED to know the task runs.
+        track_started: true,
         ..WorkerOptions::default()
     })
 }

@@ -7,7 +7,7 @@ mod runtime;
 mod task_registry;
 
 pub use runtime::{Worker, WorkerOptions, WorkerReport};
-pub use task_registry::{Task, TaskError, TaskFuture, TaskRegistry, TaskRequest};
+pub use task_registry::{Task, TaskError, TaskFuture, TaskOptions, TaskRegistry, TaskRequest};
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
 pub async fn shutdown_signal() {

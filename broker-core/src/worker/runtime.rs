@@ -58,6 +58,9 @@ pub struct WorkerOptions {
     /// instead of stopping at once. For a broker that lives in this process, whose queued work
     /// no other worker can take. Default false.
     pub drain_on_shutdown: bool,
+    /// Write `STARTED` as each task starts (Celery's `task_track_started`), for status pages
+    /// that show running tasks. Default false, as in Celery: one write fewer per task.
+    pub track_started: bool,
 }
 
 impl Default for WorkerOptions {
@@ -74,6 +77,7 @@ impl Default for WorkerOptions {
                 ..RetryPolicy::default()
             },
             drain_on_shutdown: false,
+            track_started: false,
         }
     }
 }
@@ -102,8 +106,12 @@ pub struct WorkerReport {
 /// What a caller may rely on:
 /// - a message is acknowledged only after its task's outcome was written to the result store
 ///   (a crash before that means the task runs again: handlers must be idempotent);
-/// - `STARTED` is written as the handler starts (concurrently with it), and always before the
-///   outcome;
+/// - no state at all is written for a task registered with
+///   [`TaskOptions::ignore_result`](super::TaskOptions::ignore_result), or whose message's
+///   `ignore_result` header is true, or by a worker built [without a result
+///   store](Worker::without_results);
+/// - with [`WorkerOptions::track_started`], `STARTED` is written as the handler starts
+///   (concurrently with it), and always before the outcome;
 /// - acks of tasks that finish close together go to the broker in one call (nothing waits to
 ///   fill a batch), and every ack is sent before [`Worker::run`] returns;
 /// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
@@ -121,15 +129,16 @@ pub struct WorkerReport {
 #[derive(Debug)]
 pub struct Worker {
     queue: Queue,
-    results: Arc<dyn ResultStore>,
+    results: Option<Arc<dyn ResultStore>>,
     tasks: TaskRegistry,
     options: WorkerOptions,
 }
 
 struct Job {
     queue: Queue,
-    results: Arc<dyn ResultStore>,
+    results: Option<Arc<dyn ResultStore>>,
     tasks: TaskRegistry,
+    track_started: bool,
     retry: RetryPolicy,
     renewal: Option<LeaseRenewal>,
     fallback_dead_letter: Option<Queue>,
@@ -147,10 +156,39 @@ impl Worker {
     pub fn new(queue: Queue, results: Arc<dyn ResultStore>, tasks: TaskRegistry) -> Self {
         Self {
             queue,
-            results,
+            results: Some(results),
             tasks,
             options: WorkerOptions::default(),
         }
+    }
+
+    /// A worker for `queue` that writes no states, for tasks that all ignore their results.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Configuration`](crate::ErrorKind) naming the registered tasks that store
+    /// results (registered without [`TaskOptions::ignore_result`](super::TaskOptions)): their
+    /// results would be lost.
+    pub fn without_results(queue: Queue, tasks: TaskRegistry) -> Result<Self> {
+        let storing: Vec<&str> = tasks
+            .names()
+            .into_iter()
+            .filter(|name| tasks.options(name).is_some_and(|o| !o.ignore_result))
+            .collect();
+        if !storing.is_empty() {
+            return Err(crate::Error::configuration(
+                crate::Operation::StoreResult,
+                format!(
+                    "a worker without a result store cannot run tasks that store results: {}",
+                    storing.join(", ")
+                ),
+            ));
+        }
+        Ok(Self {
+            queue,
+            results: None,
+            tasks,
+            options: WorkerOptions::default(),
+        })
     }
 
     /// Replaces the options.
@@ -197,6 +235,7 @@ impl Worker {
             queue: self.queue.clone(),
             results: self.results,
             tasks: self.tasks,
+            track_started: self.options.track_started,
             retry: self.options.retry.clone(),
             renewal: LeaseRenewal::for_backend(&caps),
             fallback_dead_letter,
@@ -392,7 +431,10 @@ impl Job {
     }
 
     async fn record(&self, result: TaskResult) {
-        if let Err(err) = self.results.store(&result).await {
+        let Some(results) = &self.results else {
+            return;
+        };
+        if let Err(err) = results.store(&result).await {
             tracing::error!(task_id = %result.task_id, status = %result.status, error = %err, "could not write the task state");
         }
     }
@@ -452,6 +494,20 @@ impl Job {
         })
     }
 
+    /// Whether `task`'s states are written: not when its registration or its message says
+    /// to ignore them.
+    fn keeps_results(&self, task: &TaskMessage) -> bool {
+        let registered = self.tasks.options(&task.headers.task).unwrap_or_default();
+        !registered.ignore_result && task.headers.ignore_result != Some(true)
+    }
+
+    /// Writes `result` when `task` keeps its results.
+    async fn record_for(&self, task: &TaskMessage, result: TaskResult) {
+        if self.keeps_results(task) {
+            self.record(result).await;
+        }
+    }
+
     async fn run_task(&self, delivery: Delivery, task: Box<TaskMessage>) {
         let id = task.headers.id.clone();
         let Some(handler) = self.tasks.get(&task.headers.task) else {
@@ -460,19 +516,15 @@ impl Job {
                 task.headers.task,
                 self.tasks.names().join(", ")
             );
-            self.record(TaskResult::error(
-                &id,
-                TaskState::Failure,
-                "NotRegistered",
-                &reason,
-            ))
-            .await;
+            let failure = TaskResult::error(&id, TaskState::Failure, "NotRegistered", &reason);
+            self.record_for(&task, failure).await;
             return Box::pin(self.dead_letter(delivery, reason)).await;
         };
         let now = Utc::now();
         if task.headers.expires.is_some_and(|expires| expires <= now) {
             tracing::info!("task expired before it could run; revoking");
-            self.record(TaskResult::new(&id, TaskState::Revoked)).await;
+            self.record_for(&task, TaskResult::new(&id, TaskState::Revoked))
+                .await;
             self.count(TaskEvent::Revoked, &delivery);
             return self.ack(delivery).await;
         }
@@ -502,14 +554,19 @@ impl Job {
             .0
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64);
-        // STARTED is written while the handler runs, not before it: one round trip fewer on
-        // every task's path. Both finish before the outcome is written, so STARTED never
-        // lands after it.
+        // STARTED (when tracked) is written while the handler runs, not before it: one round
+        // trip fewer on every task's path. Both finish before the outcome is written, so
+        // STARTED never lands after it.
         let instruments = self.instruments_of(&task.headers.task);
         if let Some(waited) = queue_wait(&delivery) {
             instruments.queue_wait(waited);
         }
-        let started = self.record(TaskResult::new(&id, TaskState::Started));
+        let started = async {
+            if self.track_started {
+                self.record_for(&task, TaskResult::new(&id, TaskState::Started))
+                    .await;
+            }
+        };
         let run_started = Instant::now();
         let run = self.run_handler(&delivery, handler.run(request), hard_limit);
         let ((), outcome) = tokio::join!(started, run);
@@ -519,19 +576,15 @@ impl Job {
             Outcome::Released => self.release(delivery).await,
             Outcome::Done(Ok(value)) => {
                 tracing::info!(?ran, "task succeeded");
-                self.record(TaskResult::success(&id, value)).await;
+                self.record_for(&task, TaskResult::success(&id, value))
+                    .await;
                 self.count(TaskEvent::Succeeded, &delivery);
                 self.ack(delivery).await;
             }
             Outcome::Done(Err(TaskError::Fail { exc_type, message })) => {
                 tracing::warn!(%exc_type, %message, "task failed");
-                self.record(TaskResult::error(
-                    &id,
-                    TaskState::Failure,
-                    &exc_type,
-                    &message,
-                ))
-                .await;
+                let failure = TaskResult::error(&id, TaskState::Failure, &exc_type, &message);
+                self.record_for(&task, failure).await;
                 self.count(TaskEvent::Failed, &delivery);
                 self.ack(delivery).await;
             }
@@ -600,13 +653,9 @@ impl Job {
         if !self.retry.allows_retry(retries) {
             let attempts = retries + 1;
             let reason = format!("retries exhausted after {attempts} attempts: {message}");
-            self.record(TaskResult::error(
-                &id,
-                TaskState::Failure,
-                "MaxRetriesExceededError",
-                &reason,
-            ))
-            .await;
+            let failure =
+                TaskResult::error(&id, TaskState::Failure, "MaxRetriesExceededError", &reason);
+            self.record_for(&task, failure).await;
             self.count(TaskEvent::Failed, &delivery);
             return Box::pin(self.dead_letter(delivery, reason)).await;
         }
@@ -619,8 +668,8 @@ impl Job {
         // task, never loses it.
         match send_task(&self.queue, &next).await {
             Ok(_) => {
-                self.record(TaskResult::error(&id, TaskState::Retry, "Retry", message))
-                    .await;
+                let retry = TaskResult::error(&id, TaskState::Retry, "Retry", message);
+                self.record_for(&task, retry).await;
                 self.count(TaskEvent::Retried, &delivery);
                 self.ack(delivery).await;
             }

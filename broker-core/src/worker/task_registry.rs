@@ -86,15 +86,32 @@ where
     }
 }
 
+/// How the worker treats one registered task, besides running it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    /// Write no state for this task, whatever its messages ask (Celery's `ignore_result` task
+    /// option). Default false: states are written unless the message's own `ignore_result`
+    /// header asks otherwise.
+    pub ignore_result: bool,
+}
+
+#[derive(Clone)]
+struct Registered {
+    task: Arc<dyn Task>,
+    options: TaskOptions,
+}
+
 /// Tasks by name.
 #[derive(Clone, Default)]
 pub struct TaskRegistry {
-    tasks: HashMap<String, Arc<dyn Task>>,
+    tasks: HashMap<String, Registered>,
 }
 
 impl fmt::Debug for TaskRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.tasks.keys()).finish()
+        f.debug_map()
+            .entries(self.tasks.iter().map(|(name, r)| (name, r.options)))
+            .finish()
     }
 }
 
@@ -105,17 +122,35 @@ impl TaskRegistry {
         Self::default()
     }
 
-    /// Registers `task` under `name`, replacing any earlier one.
+    /// Registers `task` under `name` with the default options, replacing any earlier one.
     #[must_use]
-    pub fn register(mut self, name: impl Into<String>, task: impl Task) -> Self {
-        self.tasks.insert(name.into(), Arc::new(task));
+    pub fn register(self, name: impl Into<String>, task: impl Task) -> Self {
+        self.register_with(name, task, TaskOptions::default())
+    }
+
+    /// Registers `task` under `name` with `options`, replacing any earlier one.
+    #[must_use]
+    pub fn register_with(
+        mut self,
+        name: impl Into<String>,
+        task: impl Task,
+        options: TaskOptions,
+    ) -> Self {
+        let task = Arc::new(task);
+        self.tasks.insert(name.into(), Registered { task, options });
         self
     }
 
     /// The task registered under `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Arc<dyn Task>> {
-        self.tasks.get(name).cloned()
+        self.tasks.get(name).map(|r| r.task.clone())
+    }
+
+    /// The options of the task registered under `name`.
+    #[must_use]
+    pub fn options(&self, name: &str) -> Option<TaskOptions> {
+        self.tasks.get(name).map(|r| r.options)
     }
 
     /// The registered names, sorted.

@@ -70,6 +70,8 @@ pub fn options(concurrency: usize, grace: Duration) -> WorkerOptions {
         concurrency,
         prefetch: concurrency,
         shutdown_grace: grace,
+        // The job status page shows a running job as STARTED.
+        track_started: true,
         ..WorkerOptions::default()
     }
 }
