@@ -218,6 +218,68 @@ fn produce(queue: Queue, tasks: usize) -> JoinHandle<u64> {
     })
 }
 
+/// A producer sending tasks one by one and a worker running them, while a fault happens.
+struct Load {
+    ledger: Arc<Ledger>,
+    tasks: usize,
+    stop: CancellationToken,
+    worker: JoinHandle<broker_core::Result<WorkerReport>>,
+    sending: JoinHandle<u64>,
+    started: Instant,
+}
+
+impl Load {
+    /// Starts sending `tasks` tasks through `producer` and running them from `consumer`.
+    fn start(producer: Queue, consumer: Queue, tasks: usize) -> Self {
+        let ledger = Ledger::new(tasks);
+        let stop = CancellationToken::new();
+        Self {
+            worker: run_worker(consumer, &ledger, stop.clone()),
+            sending: produce(producer, tasks),
+            ledger,
+            tasks,
+            stop,
+            started: Instant::now(),
+        }
+    }
+
+    /// After the fault: waits for every send and every task, stops the worker, and settles
+    /// `queue` (see [`settle`]). Fails the case when a task never ran or was dead-lettered;
+    /// prints the run's figures with `detail`.
+    async fn finish(self, ctx: &Ctx, fault: &str, queue: &Queue, detail: &str) {
+        let repeated_sends = tokio::time::timeout(Duration::from_secs(180), self.sending)
+            .await
+            .expect("the producer sends every task within 180 s of the fault")
+            .expect("the producer");
+        assert!(
+            self.ledger.wait_all_ran(Duration::from_secs(120)).await,
+            "{} of {} tasks ran within 120 s after the last send",
+            self.ledger.ran(),
+            self.tasks
+        );
+        let report = stop_worker(self.stop, self.worker).await;
+        let came_back = settle(
+            queue,
+            &self.ledger,
+            ctx.settings.lease + Duration::from_secs(10),
+        )
+        .await;
+        self.ledger.finish(
+            ctx,
+            fault,
+            &format!(
+                "{detail}, {repeated_sends} sends repeated, {came_back} settled after the run, \
+                 {:.0} s",
+                self.started.elapsed().as_secs_f64()
+            ),
+        );
+        assert_eq!(
+            report.dead_lettered, 0,
+            "no task was dead-lettered: {report:?}"
+        );
+    }
+}
+
 /// A worker of the fault runs on `queue`, recording into `ledger`, until `stop`.
 fn run_worker(
     queue: Queue,
