@@ -1,0 +1,176 @@
+//! #14's drain scenario against the fastest Rust peer, from one run: 20,000 tasks of 100 B wait
+//! in a Redis queue, then eight at a time drain them. Prints tasks/s for omniqueue 0.3 (list
+//! mode, which stores no results) and for Switchyard's worker with `SUCCESS` stored and with
+//! `ignore_result`, and each ratio to the peer.
+//!
+//! ```sh
+//! cargo run --release -p broker-benches --features peers --bin peer-drain -- redis://127.0.0.1:6379
+//! ```
+//!
+//! Built only with the `peers` feature, so a normal build does not compile omniqueue.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use broker_core::{
+    Queue,
+    celery::TaskMessage,
+    tasks::task_to_message,
+    worker::{TaskOptions, TaskRegistry, TaskRequest, Worker, WorkerOptions},
+};
+use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
+use omniqueue::backends::{RedisBackend, redis::RedisConfig as PeerConfig};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const TASKS: usize = 20_000;
+const CONCURRENCY: usize = 8;
+const PAYLOAD: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("BROKER_TEST_REDIS_URL").ok())
+        .expect("give a Redis URL, or set BROKER_TEST_REDIS_URL");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    println!("drain of {TASKS} tasks of {PAYLOAD} B, {CONCURRENCY} at a time, one run");
+    let peer = omniqueue_drain(&url, &run).await;
+    println!("omniqueue 0.3, list mode (no results): {peer:>8.0} tasks/s");
+    for (label, ignore_result) in [("SUCCESS stored", false), ("ignore_result", true)] {
+        let ours = switchyard_drain(&url, &run, ignore_result).await;
+        println!(
+            "switchyard, {label:<16}: {ours:>8.0} tasks/s, {:.2}x omniqueue",
+            ours / peer
+        );
+    }
+}
+
+/// The payload of task `n`: 100 bytes.
+fn payload(n: usize) -> String {
+    format!("{n:0>PAYLOAD$}")
+}
+
+async fn switchyard_drain(url: &str, run: &str, ignore_result: bool) -> f64 {
+    let config = RedisConfig {
+        key_prefix: format!("peer-drain:{run}:"),
+        // The results are read by nobody: let them go soon.
+        result_expires: Duration::from_secs(60),
+        ..RedisConfig::new(url)
+    };
+    let broker = Arc::new(RedisBroker::connect(config.clone()).await.expect("connect"));
+    let name = format!("switchyard-{ignore_result}");
+    let queue = Queue::declare(broker.clone(), name.clone())
+        .await
+        .expect("declare");
+    let delay = queue.capabilities().delay;
+    let messages: Vec<_> = (0..TASKS)
+        .map(|n| {
+            let task = TaskMessage::new("noop", vec![json!(payload(n))], serde_json::Map::new());
+            task_to_message(&task, delay).expect("encode")
+        })
+        .collect();
+    for chunk in messages.chunks(1_000) {
+        queue.publish_batch(chunk.to_vec()).await.expect("publish");
+    }
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = ran.clone();
+    let noop = move |_: TaskRequest| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { Ok::<Value, _>(Value::Null) }
+    };
+    let options = WorkerOptions {
+        concurrency: CONCURRENCY,
+        prefetch: CONCURRENCY,
+        ..WorkerOptions::default()
+    };
+    let worker = if ignore_result {
+        let tasks = TaskRegistry::new().register_with("noop", noop, TaskOptions { ignore_result });
+        Worker::without_results(queue, tasks).expect("no task stores results")
+    } else {
+        let results = RedisResultStore::connect(config)
+            .await
+            .expect("result store");
+        Worker::new(
+            queue,
+            Arc::new(results),
+            TaskRegistry::new().register("noop", noop),
+        )
+    }
+    .with_options(options);
+
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    while ran.load(Ordering::Relaxed) < TASKS {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stop.cancel();
+    // Returns once every ack was sent.
+    let report = running.await.expect("join").expect("the worker runs");
+    let rate = TASKS as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(report.succeeded, TASKS as u64);
+    broker_core::Broker::delete_queue(&*broker, &name)
+        .await
+        .expect("delete the queue");
+    rate
+}
+
+async fn omniqueue_drain(url: &str, run: &str) -> f64 {
+    let config = || PeerConfig {
+        dsn: url.to_owned(),
+        max_connections: 16,
+        reinsert_on_nack: false,
+        queue_key: format!("peer-drain:{run}:omniqueue"),
+        delayed_queue_key: format!("peer-drain:{run}:omniqueue:delayed"),
+        delayed_lock_key: format!("peer-drain:{run}:omniqueue:lock"),
+        consumer_group: "group".to_owned(),
+        consumer_name: "consumer".to_owned(),
+        payload_key: "payload".to_owned(),
+        ack_deadline_ms: 30_000,
+        dlq_config: None,
+        sentinel_config: None,
+    };
+    let builder = || RedisBackend::builder(config()).use_redis_streams(false);
+    let producer = builder().build_producer().await.expect("producer");
+    for n in 0..TASKS {
+        producer
+            .send_raw(payload(n).as_bytes())
+            .await
+            .expect("send");
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        consumers.push(builder().build_consumer().await.expect("consumer"));
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = consumers
+        .into_iter()
+        .map(|mut consumer| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                while done.load(Ordering::Relaxed) < TASKS {
+                    let Ok(delivery) =
+                        tokio::time::timeout(Duration::from_millis(200), consumer.receive()).await
+                    else {
+                        continue;
+                    };
+                    let delivery = delivery.expect("receive");
+                    delivery.ack().await.map_err(|(e, _)| e).expect("ack");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("join");
+    }
+    TASKS as f64 / started.elapsed().as_secs_f64()
+}
