@@ -7,6 +7,9 @@
 //! cargo run --release -p broker-benches --features peers --bin peer-drain -- redis://127.0.0.1:6379
 //! ```
 //!
+//! A second argument, `omniqueue`, `stored` or `ignored`, runs that side alone (for
+//! `valgrind --tool=callgrind`).
+//!
 //! Built only with the `peers` feature, so a normal build does not compile omniqueue.
 
 use std::{
@@ -38,16 +41,29 @@ async fn main() {
         .nth(1)
         .or_else(|| std::env::var("BROKER_TEST_REDIS_URL").ok())
         .expect("give a Redis URL, or set BROKER_TEST_REDIS_URL");
+    // One side alone (`omniqueue`, `stored` or `ignored`), for a profile under callgrind.
+    let only = std::env::args().nth(2);
+    let runs = |side: &str| only.as_deref().is_none_or(|only| only == side);
     let run = uuid::Uuid::new_v4().simple().to_string();
     println!("drain of {TASKS} tasks of {PAYLOAD} B, {CONCURRENCY} at a time, one run");
-    let peer = omniqueue_drain(&url, &run).await;
-    println!("omniqueue 0.3, list mode (no results): {peer:>8.0} tasks/s");
-    for (label, ignore_result) in [("SUCCESS stored", false), ("ignore_result", true)] {
-        let ours = switchyard_drain(&url, &run, ignore_result).await;
-        println!(
-            "switchyard, {label:<16}: {ours:>8.0} tasks/s, {:.2}x omniqueue",
-            ours / peer
-        );
+    let peer = if runs("omniqueue") {
+        let peer = omniqueue_drain(&url, &run).await;
+        println!("omniqueue 0.3, list mode (no results): {peer:>8.0} tasks/s");
+        peer
+    } else {
+        f64::NAN
+    };
+    for (side, label, ignore_result) in [
+        ("stored", "SUCCESS stored", false),
+        ("ignored", "ignore_result", true),
+    ] {
+        if runs(side) {
+            let ours = switchyard_drain(&url, &run, ignore_result).await;
+            println!(
+                "switchyard, {label:<16}: {ours:>8.0} tasks/s, {:.2}x omniqueue",
+                ours / peer
+            );
+        }
     }
 }
 
