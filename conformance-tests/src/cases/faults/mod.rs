@@ -37,12 +37,15 @@ pub const SOAK_ENV: &str = "BROKER_TEST_SOAK";
 
 /// `base` tasks, times [`SOAK_ENV`].
 fn scaled(base: usize) -> usize {
-    let factor = std::env::var(SOAK_ENV)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    base * factor
+    scale(base, std::env::var(SOAK_ENV).ok().as_deref())
+}
+
+/// `base` times `factor`, a whole number of at least 1 (anything else counts as 1).
+fn scale(base: usize, factor: Option<&str>) -> usize {
+    let factor = factor
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    base * factor.max(1)
 }
 
 /// The number task `n` carries, if the request is a fault run's task.
@@ -340,4 +343,18 @@ async fn settle(queue: &Queue, ledger: &Ledger, quiet: Duration) -> usize {
         );
     }
     came_back
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scale;
+
+    #[test]
+    fn the_soak_factor_multiplies_the_tasks_and_never_lowers_them() {
+        assert_eq!(scale(3_000, None), 3_000);
+        assert_eq!(scale(3_000, Some("10")), 30_000);
+        assert_eq!(scale(3_000, Some(" 2 ")), 6_000);
+        assert_eq!(scale(3_000, Some("0")), 3_000);
+        assert_eq!(scale(3_000, Some("lots")), 3_000);
+    }
 }
