@@ -40,6 +40,8 @@ struct Faults {
     stalled_until: Mutex<Option<Instant>>,
     /// The next chunk the broker sends is forwarded half, then its connection is closed.
     cut_next_reply: AtomicBool,
+    /// Replies cut so far.
+    cuts: AtomicU64,
     accepted: AtomicU64,
 }
 
@@ -120,6 +122,19 @@ impl FaultProxy {
         self.faults.cut_next_reply.store(true, Ordering::SeqCst);
     }
 
+    /// Disarms a cut that has not happened yet and ends a stall: later connections and
+    /// replies pass untouched (until the next fault).
+    pub fn heal(&self) {
+        self.faults.cut_next_reply.store(false, Ordering::SeqCst);
+        *self.faults.stalled_until.lock().expect("stall") = None;
+    }
+
+    /// Replies cut so far: a cut armed while no reply came does not count.
+    #[must_use]
+    pub fn replies_cut(&self) -> u64 {
+        self.faults.cuts.load(Ordering::SeqCst)
+    }
+
     /// Connections accepted so far: it grows when clients reconnect after a fault.
     #[must_use]
     pub fn connections_accepted(&self) -> u64 {
@@ -193,6 +208,7 @@ async fn copy(
         {
             let _ = to.write_all(&buffer[..read / 2]).await;
             let _ = to.flush().await;
+            faults.cuts.fetch_add(1, Ordering::SeqCst);
             cut.cancel();
             return;
         }
@@ -258,6 +274,29 @@ mod tests {
             "half the reply, then the end of the connection"
         );
         assert_eq!(proxy.connections_accepted(), 1);
+        assert_eq!(proxy.replies_cut(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_healed_proxy_cuts_no_later_reply() {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = upstream.accept().await {
+                tokio::spawn(async move {
+                    let _ = socket.write_all(b"hello").await;
+                });
+            }
+        });
+        let proxy = FaultProxy::start().await;
+        proxy.forward_to(target);
+        proxy.cut_next_reply();
+        proxy.heal();
+        let mut client = TcpStream::connect(proxy.address()).await.unwrap();
+        let mut greeting = [0; 5];
+        client.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(&greeting, b"hello", "the armed cut was disarmed");
+        assert_eq!(proxy.replies_cut(), 0);
     }
 
     #[tokio::test]
