@@ -163,6 +163,19 @@ pub trait ResultStore: Send + Sync + fmt::Debug + 'static {
     /// Writes (replaces) the record of `result.task_id`.
     async fn store(&self, result: &TaskResult) -> Result<()>;
 
+    /// Writes the records of several tasks, as [`store`](Self::store) would one after another
+    /// in their order. On `Ok` every record is written; on `Err` some may be. The worker calls
+    /// it with the outcomes of the tasks that finish close together.
+    ///
+    /// The default calls `store` for each and stops at the first error. A backend that can
+    /// write many records in one round trip (one pipeline, one transaction) overrides it.
+    async fn store_all(&self, results: &[TaskResult]) -> Result<()> {
+        for result in results {
+            self.store(result).await?;
+        }
+        Ok(())
+    }
+
     /// Reads the record of `task_id`, `None` if unknown or expired.
     async fn fetch(&self, task_id: &str) -> Result<Option<TaskResult>>;
 
@@ -191,6 +204,9 @@ impl<T: ResultStore + ?Sized> ResultStore for Arc<T> {
     }
     async fn store(&self, result: &TaskResult) -> Result<()> {
         (**self).store(result).await
+    }
+    async fn store_all(&self, results: &[TaskResult]) -> Result<()> {
+        (**self).store_all(results).await
     }
     async fn fetch(&self, task_id: &str) -> Result<Option<TaskResult>> {
         (**self).fetch(task_id).await

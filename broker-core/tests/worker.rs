@@ -468,6 +468,99 @@ async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
     assert!(left.is_empty(), "acked before the worker returned");
 }
 
+/// A result store that records each batch it is given, with the acks the broker had seen
+/// when the batch came; its first write is slow, so tasks finishing meanwhile pile up.
+#[derive(Debug)]
+struct Batched {
+    inner: MemoryResultStore,
+    broker: Arc<Observed>,
+    /// Per `store_all` call: its records, and the messages acked before it.
+    calls: Mutex<Vec<(usize, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl ResultStore for Batched {
+    fn backend(&self) -> &'static str {
+        "batched"
+    }
+    async fn store(&self, result: &broker_core::TaskResult) -> broker_core::Result<()> {
+        self.store_all(std::slice::from_ref(result)).await
+    }
+    async fn store_all(&self, results: &[broker_core::TaskResult]) -> broker_core::Result<()> {
+        let acked: usize = self.broker.acks.lock().unwrap().iter().sum();
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((results.len(), acked));
+            calls.len() == 1
+        };
+        if first {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.inner.store_all(results).await
+    }
+    async fn fetch(&self, id: &str) -> broker_core::Result<Option<broker_core::TaskResult>> {
+        self.inner.fetch(id).await
+    }
+    async fn forget(&self, id: &str) -> broker_core::Result<()> {
+        self.inner.forget(id).await
+    }
+}
+
+#[tokio::test]
+async fn states_of_tasks_finishing_together_are_written_in_one_call_before_their_acks() {
+    let broker = Observed::new(false);
+    let mut setup = broker.setup().await;
+    let store = Arc::new(Batched {
+        inner: MemoryResultStore::new(Duration::from_secs(3600)),
+        broker: broker.clone(),
+        calls: Mutex::default(),
+    });
+    setup.results = store.clone();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(send(&setup, "echo", vec![json!(n)]).await);
+    }
+    let tasks =
+        TaskRegistry::new().register(
+            "echo",
+            |req: TaskRequest| async move { Ok(req.args[0].clone()) },
+        );
+    let options = WorkerOptions {
+        concurrency: 10,
+        prefetch: 10,
+        track_started: false,
+        ..fast_options()
+    };
+    let (stop, worker) = start(&setup, tasks, options);
+    for id in &ids {
+        wait_for_state(&setup, id, TaskState::Success).await;
+    }
+    stop.cancel();
+    assert_eq!(worker.await.expect("join").succeeded, 10);
+
+    let calls = store.calls.lock().unwrap().clone();
+    let written: Vec<usize> = calls.iter().map(|(records, _)| *records).collect();
+    assert_eq!(
+        written.iter().sum::<usize>(),
+        10,
+        "one SUCCESS per task: {calls:?}"
+    );
+    assert!(
+        calls.len() <= 3,
+        "states of tasks finishing while the first write was in flight went together: {calls:?}"
+    );
+    let mut stored_before = 0;
+    for (records, acked_before) in &calls {
+        assert!(
+            *acked_before <= stored_before,
+            "no message is acked before its state is written: {calls:?}"
+        );
+        stored_before += records;
+    }
+    let acked: usize = broker.acks.lock().unwrap().iter().sum();
+    assert_eq!(acked, 10, "every task acked once");
+}
+
 #[tokio::test]
 async fn a_waiting_receive_takes_as_many_tasks_as_slots_are_free_when_they_arrive() {
     let broker = Observed::new(false);

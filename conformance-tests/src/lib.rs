@@ -239,6 +239,7 @@ macro_rules! suite {
             killed_consumer_loses_nothing,
             restart_loses_nothing,
             result_store_records_state_transitions,
+            a_batch_of_records_reads_back_as_written_one_by_one,
             result_records_expire,
         );
     };

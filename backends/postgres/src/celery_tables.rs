@@ -23,9 +23,11 @@ pub struct CeleryTables {
     /// the same schema: the name an advisory lock is taken on (`hashtextextended`, as the
     /// migrator does).
     pub lock_name: String,
-    /// Writes a task's state unless it is already `SUCCESS` (Celery's rule: a repeated run does
-    /// not replace a stored result): `$1` task id, `$2` status, `$3` result `bytea`, `$4` date
-    /// done (UTC, without zone; null unless the state is final), `$5` traceback.
+    /// Writes the states of tasks, one statement for many, each unless the task's row is
+    /// already `SUCCESS` (Celery's rule: a repeated run does not replace a stored result).
+    /// Arrays of one length, a task id at most once: `$1` task ids, `$2` statuses, `$3`
+    /// results `bytea`, `$4` dates done (UTC, without zone; null unless the state is final),
+    /// `$5` tracebacks.
     pub store: String,
     /// Reads a task's row unless its `date_done` is older than `$2` seconds: `$1` task id.
     pub fetch: String,
@@ -84,7 +86,9 @@ impl CeleryTables {
             lock_name: schema.map_or_else(|| task.clone(), lock_name),
             store: format!(
                 "INSERT INTO {task} AS t (id, task_id, status, result, date_done, traceback)
-                 VALUES (nextval('{prefix}task_id_sequence'), $1, $2, $3, $4, $5)
+                 SELECT nextval('{prefix}task_id_sequence'), r.*
+                 FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::timestamp[], $5::text[])
+                     AS r(task_id, status, result, date_done, traceback)
                  ON CONFLICT (task_id) DO UPDATE SET
                      status = EXCLUDED.status, result = EXCLUDED.result,
                      date_done = EXCLUDED.date_done, traceback = EXCLUDED.traceback

@@ -1,6 +1,7 @@
 //! The PostgreSQL result store, in Celery's tables and format.
 
 use std::{
+    collections::{HashMap, hash_map::Entry},
     sync::{Mutex, PoisonError},
     time::Duration,
 };
@@ -171,23 +172,19 @@ impl ResultStore for PostgresResultStore {
     /// Writes the task's row (unless it already holds `SUCCESS`); `date_done` is kept for
     /// final states only, as Celery keeps it.
     async fn store(&self, result: &TaskResult) -> Result<()> {
-        let encoded = serde_json::to_vec(&result.result).map_err(|e| {
-            error(
-                ErrorKind::Codec,
-                Operation::StoreResult,
-                format!("result is not JSON: {e}"),
-            )
-        })?;
-        let date_done: Option<NaiveDateTime> = result
-            .status
-            .is_ready()
-            .then(|| result.date_done.unwrap_or_else(Utc::now).naive_utc());
+        self.store_all(std::slice::from_ref(result)).await
+    }
+
+    /// One statement, so one round trip and one commit, for the whole batch. The rows end as
+    /// writing the records one by one would leave them.
+    async fn store_all(&self, results: &[TaskResult]) -> Result<()> {
+        let rows = StateRows::of(results)?;
         sqlx::query(&self.tables.store)
-            .bind(&result.task_id)
-            .bind(result.status.as_str())
-            .bind(encoded)
-            .bind(date_done)
-            .bind(result.traceback.as_deref())
+            .bind(rows.task_ids)
+            .bind(rows.statuses)
+            .bind(rows.results)
+            .bind(rows.dates_done)
+            .bind(rows.tracebacks)
             .execute(&self.pool)
             .await
             .map_err(|e| from_sqlx(Operation::StoreResult, e))?;
@@ -239,5 +236,58 @@ impl ResultStore for PostgresResultStore {
             .await
             .map_err(|e| from_sqlx(Operation::StoreResult, e))?;
         Ok(())
+    }
+}
+
+/// The columns of a batch of task states, one row per task: a statement may write a row only
+/// once.
+#[derive(Default)]
+struct StateRows<'a> {
+    task_ids: Vec<&'a str>,
+    statuses: Vec<&'static str>,
+    results: Vec<Vec<u8>>,
+    dates_done: Vec<Option<NaiveDateTime>>,
+    tracebacks: Vec<Option<&'a str>>,
+}
+
+impl<'a> StateRows<'a> {
+    /// The row each task's records leave when written in order: the first `SUCCESS`, since
+    /// later writes do not replace it, or else the last record.
+    fn of(records: &'a [TaskResult]) -> Result<Self> {
+        let mut kept: Vec<&TaskResult> = Vec::with_capacity(records.len());
+        let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+        for record in records {
+            match row_of.entry(&record.task_id) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(kept.len());
+                    kept.push(record);
+                }
+                Entry::Occupied(row) if kept[*row.get()].status != TaskState::Success => {
+                    kept[*row.get()] = record;
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
+        let mut rows = Self::default();
+        for record in kept {
+            let encoded = serde_json::to_vec(&record.result).map_err(|e| {
+                error(
+                    ErrorKind::Codec,
+                    Operation::StoreResult,
+                    format!("result is not JSON: {e}"),
+                )
+            })?;
+            rows.task_ids.push(&record.task_id);
+            rows.statuses.push(record.status.as_str());
+            rows.results.push(encoded);
+            rows.dates_done.push(
+                record
+                    .status
+                    .is_ready()
+                    .then(|| record.date_done.unwrap_or_else(Utc::now).naive_utc()),
+            );
+            rows.tracebacks.push(record.traceback.as_deref());
+        }
+        Ok(rows)
     }
 }

@@ -19,7 +19,8 @@ use crate::{BACKEND, RedisConfig, connect, error::from_redis, layout::Keys};
 ///   Python's `isoformat()` for UTC (`2026-01-31T12:00:00.123456+00:00`), `null` otherwise,
 ///   as Celery does; so a `STARTED` or `RETRY` record reads back without a date;
 /// - written with `SETEX` (the configured expiry) and `PUBLISH`ed on a channel named like the
-///   key, in one `MULTI`, so Celery's result consumers waiting on the channel are woken;
+///   key, in one `MULTI`, so Celery's result consumers waiting on the channel are woken; the
+///   records of a [`store_all`](ResultStore::store_all) go in one `MULTI`, one round trip;
 /// - a missing or expired key reads as `None` (`PENDING`).
 #[derive(Debug)]
 pub struct RedisResultStore {
@@ -145,26 +146,33 @@ impl ResultStore for RedisResultStore {
     }
 
     async fn store(&self, result: &TaskResult) -> Result<()> {
-        let text = Self::encode(result).map_err(|e| {
-            Error::new(
-                ErrorKind::Codec,
-                BACKEND,
-                Operation::StoreResult,
-                e.to_string(),
-            )
-        })?;
-        let key = self.keys.result(&result.task_id);
+        self.store_all(std::slice::from_ref(result)).await
+    }
+
+    /// One `MULTI` for the whole batch: a `SETEX` and a `PUBLISH` per record, in their order.
+    async fn store_all(&self, results: &[TaskResult]) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let millis = u64::try_from(self.expires.as_millis()).unwrap_or(u64::MAX);
-        if self.expires.is_zero() {
-            pipe.set(&key, &text);
-        } else if millis % 1000 == 0 {
-            pipe.set_ex(&key, &text, millis / 1000);
-        } else {
-            pipe.pset_ex(&key, &text, millis);
+        for result in results {
+            let text = Self::encode(result).map_err(|e| {
+                Error::new(
+                    ErrorKind::Codec,
+                    BACKEND,
+                    Operation::StoreResult,
+                    e.to_string(),
+                )
+            })?;
+            let key = self.keys.result(&result.task_id);
+            if self.expires.is_zero() {
+                pipe.set(&key, &text);
+            } else if millis % 1000 == 0 {
+                pipe.set_ex(&key, &text, millis / 1000);
+            } else {
+                pipe.pset_ex(&key, &text, millis);
+            }
+            pipe.ignore().publish(&key, &text).ignore();
         }
-        pipe.ignore().publish(&key, &text).ignore();
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn)
             .await

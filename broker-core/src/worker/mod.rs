@@ -1,9 +1,9 @@
 //! The worker runtime: registered tasks run from a queue, with leases, retries,
 //! dead-lettering, result states and graceful shutdown written once for every backend.
 
-mod acker;
 mod lease;
 mod runtime;
+mod settler;
 mod task_registry;
 
 pub use runtime::{Worker, WorkerOptions, WorkerReport};

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    acker::{Acker, Acks},
     lease::LeaseRenewal,
+    settler::{Settlements, Settler},
     task_registry::{TaskError, TaskRegistry, TaskRequest},
 };
 use crate::{
@@ -144,7 +144,7 @@ struct Job {
     fallback_dead_letter: Option<Queue>,
     hard_stop: CancellationToken,
     report: Mutex<WorkerReport>,
-    acks: Acks,
+    settlements: Settlements,
     instruments: QueueInstruments,
     /// Each task name's instruments, registered on its first message.
     task_instruments: Mutex<HashMap<String, Arc<TaskInstruments>>>,
@@ -230,7 +230,7 @@ impl Worker {
             }
             _ => None,
         };
-        let (acks, acker) = Acker::start(self.queue.clone());
+        let (settlements, settler) = Settler::start(self.queue.clone(), self.results.clone());
         let job = Arc::new(Job {
             queue: self.queue.clone(),
             results: self.results,
@@ -241,7 +241,7 @@ impl Worker {
             fallback_dead_letter,
             hard_stop: CancellationToken::new(),
             report: Mutex::default(),
-            acks,
+            settlements,
             instruments: QueueInstruments::new(caps.backend, self.queue.name()),
             task_instruments: Mutex::default(),
         });
@@ -323,7 +323,7 @@ impl Worker {
                     job.hard_stop.cancel();
                     while running.join_next().await.is_some() {}
                     drop(job);
-                    acker.finish().await;
+                    settler.finish().await;
                     return Err(err);
                 }
                 Err(err) if draining => {
@@ -360,9 +360,9 @@ impl Worker {
             sampler.abort();
         }
         let report = job.report.lock().expect("report").clone();
-        // The last sender goes with the job; the acker then acks what is left and ends.
+        // The last sender goes with the job; the settler then settles what is left and ends.
         drop(job);
-        acker.finish().await;
+        settler.finish().await;
         tracing::info!(?report, "worker stopped");
         Ok(report)
     }
@@ -494,22 +494,20 @@ impl Job {
         })
     }
 
-    /// Whether `task`'s states are written: not when its registration or its message says
-    /// to ignore them.
+    /// Whether `task`'s states are written: not without a result store, and not when its
+    /// registration or its message says to ignore them.
     fn keeps_results(&self, task: &TaskMessage) -> bool {
         let registered = self.tasks.options(&task.headers.task).unwrap_or_default();
-        !registered.ignore_result && task.headers.ignore_result != Some(true)
-    }
-
-    /// Writes `result` when `task` keeps its results.
-    async fn record_for(&self, task: &TaskMessage, result: TaskResult) {
-        if self.keeps_results(task) {
-            self.record(result).await;
-        }
+        self.results.is_some()
+            && !registered.ignore_result
+            && task.headers.ignore_result != Some(true)
     }
 
     async fn run_task(&self, delivery: Delivery, task: Box<TaskMessage>) {
         let id = task.headers.id.clone();
+        let keeps_results = self.keeps_results(&task);
+        // The state to write, or none when this task's states are not kept.
+        let state = |result: TaskResult| keeps_results.then_some(result);
         let Some(handler) = self.tasks.get(&task.headers.task) else {
             let reason = format!(
                 "unknown task `{}`; registered: {}",
@@ -517,16 +515,17 @@ impl Job {
                 self.tasks.names().join(", ")
             );
             let failure = TaskResult::error(&id, TaskState::Failure, "NotRegistered", &reason);
-            self.record_for(&task, failure).await;
+            if keeps_results {
+                self.record(failure).await;
+            }
             return Box::pin(self.dead_letter(delivery, reason)).await;
         };
         let now = Utc::now();
         if task.headers.expires.is_some_and(|expires| expires <= now) {
             tracing::info!("task expired before it could run; revoking");
-            self.record_for(&task, TaskResult::new(&id, TaskState::Revoked))
-                .await;
             self.count(TaskEvent::Revoked, &delivery);
-            return self.ack(delivery).await;
+            let revoked = state(TaskResult::new(&id, TaskState::Revoked));
+            return self.finish(delivery, revoked).await;
         }
         if let Some(wait) = task.headers.eta.and_then(|eta| (eta - now).to_std().ok()) {
             match self.queue.capabilities().delay {
@@ -562,9 +561,8 @@ impl Job {
             instruments.queue_wait(waited);
         }
         let started = async {
-            if self.track_started {
-                self.record_for(&task, TaskResult::new(&id, TaskState::Started))
-                    .await;
+            if self.track_started && keeps_results {
+                self.record(TaskResult::new(&id, TaskState::Started)).await;
             }
         };
         let run_started = Instant::now();
@@ -576,20 +574,20 @@ impl Job {
             Outcome::Released => self.release(delivery).await,
             Outcome::Done(Ok(value)) => {
                 tracing::info!(?ran, "task succeeded");
-                self.record_for(&task, TaskResult::success(&id, value))
-                    .await;
                 self.count(TaskEvent::Succeeded, &delivery);
-                self.ack(delivery).await;
+                let success = state(TaskResult::success(&id, value));
+                self.finish(delivery, success).await;
             }
             Outcome::Done(Err(TaskError::Fail { exc_type, message })) => {
                 tracing::warn!(%exc_type, %message, "task failed");
-                let failure = TaskResult::error(&id, TaskState::Failure, &exc_type, &message);
-                self.record_for(&task, failure).await;
                 self.count(TaskEvent::Failed, &delivery);
-                self.ack(delivery).await;
+                let failure = TaskResult::error(&id, TaskState::Failure, &exc_type, &message);
+                self.finish(delivery, state(failure)).await;
             }
             Outcome::Done(Err(TaskError::Retry { message, countdown })) => {
-                Box::pin(self.retry(delivery, *task, &message, countdown)).await;
+                let retry =
+                    Box::pin(self.retry(delivery, *task, keeps_results, &message, countdown));
+                retry.await;
             }
         }
     }
@@ -645,6 +643,7 @@ impl Job {
         &self,
         delivery: Delivery,
         task: TaskMessage,
+        keeps_results: bool,
         message: &str,
         countdown: Option<Duration>,
     ) {
@@ -655,7 +654,9 @@ impl Job {
             let reason = format!("retries exhausted after {attempts} attempts: {message}");
             let failure =
                 TaskResult::error(&id, TaskState::Failure, "MaxRetriesExceededError", &reason);
-            self.record_for(&task, failure).await;
+            if keeps_results {
+                self.record(failure).await;
+            }
             self.count(TaskEvent::Failed, &delivery);
             return Box::pin(self.dead_letter(delivery, reason)).await;
         }
@@ -669,9 +670,8 @@ impl Job {
         match send_task(&self.queue, &next).await {
             Ok(_) => {
                 let retry = TaskResult::error(&id, TaskState::Retry, "Retry", message);
-                self.record_for(&task, retry).await;
                 self.count(TaskEvent::Retried, &delivery);
-                self.ack(delivery).await;
+                self.finish(delivery, keeps_results.then_some(retry)).await;
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not schedule the retry; returning the message");
@@ -692,7 +692,7 @@ impl Job {
             .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason.into());
         copy.properties = delivery.properties().clone();
         match fallback.publish(copy).await {
-            Ok(()) => self.ack(delivery).await,
+            Ok(()) => self.finish(delivery, None).await,
             Err(err) => {
                 tracing::error!(error = %err, "dead-letter queue unreachable; returning the message");
                 self.settle(delivery.nack(NackAction::Requeue).await);
@@ -705,11 +705,16 @@ impl Job {
         self.settle(delivery.nack(NackAction::Requeue).await);
     }
 
-    /// Hands `delivery` to the acker: it is acked with the others that finish meanwhile.
-    async fn ack(&self, delivery: Delivery) {
-        if let Err(unsent) = self.acks.send(delivery) {
-            // Only after the worker stopped; ack directly.
-            self.settle(unsent.0.ack().await);
+    /// Settles a finished task: `state` (when its states are kept) is written and then
+    /// `delivery` acked, each together with the other tasks that finish meanwhile. Returns
+    /// once the state is written; the ack follows.
+    async fn finish(&self, delivery: Delivery, state: Option<TaskResult>) {
+        if let Err((delivery, state)) = self.settlements.settle(delivery, state).await {
+            // Only if the settler stopped abnormally: settle this one alone.
+            if let Some(state) = state {
+                self.record(state).await;
+            }
+            self.settle(delivery.ack().await);
         }
     }
 

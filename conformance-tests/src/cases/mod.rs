@@ -255,6 +255,10 @@ pub static CASES: &[Case] = &[
         Gate::needs(&[HarnessFeature::ResultStore])
     ),
     case!(
+        results::a_batch_of_records_reads_back_as_written_one_by_one,
+        Gate::needs(&[HarnessFeature::ResultStore])
+    ),
+    case!(
         results::result_records_expire,
         Gate::needs(&[HarnessFeature::ResultStore])
     ),

@@ -63,6 +63,59 @@ pub(super) async fn result_store_records_state_transitions(ctx: Ctx) -> Result<(
     Ok(())
 }
 
+/// A batch of records leaves each task's record as writing them one by one would, a task's
+/// repeated records and a record stored before the batch included.
+pub(super) async fn a_batch_of_records_reads_back_as_written_one_by_one(
+    ctx: Ctx,
+) -> Result<(), Skip> {
+    let store = ctx.result_store(Duration::from_secs(3600)).await?;
+    // The same history twice over, under fresh ids: once record by record, once as a batch.
+    let history = |prefix: &str| {
+        let id = |task: &str| format!("{prefix}-{task}-{}", uuid::Uuid::new_v4());
+        let [retried, succeeded_twice, done, earlier] =
+            ["retried", "succeeded-twice", "done", "earlier"].map(id);
+        let before = TaskResult::success(&earlier, json!("first run"));
+        let records = vec![
+            TaskResult::new(&retried, TaskState::Started),
+            TaskResult::success(&succeeded_twice, json!(1)),
+            TaskResult::error(&retried, TaskState::Retry, "ConnectionError", "host down"),
+            TaskResult::success(&done, json!({"events": 3})),
+            TaskResult::error(&succeeded_twice, TaskState::Failure, "Late", "after it"),
+            TaskResult::error(&earlier, TaskState::Failure, "Late", "after it"),
+        ];
+        (before, records, [retried, succeeded_twice, done, earlier])
+    };
+    let (before, records, one_by_one) = history("one");
+    store.store(&before).await.expect("store");
+    for record in &records {
+        store.store(record).await.expect("store");
+    }
+    let (before, records, batched) = history("batch");
+    store.store(&before).await.expect("store");
+    store.store_all(&records).await.expect("store a batch");
+
+    for (single, batch) in one_by_one.iter().zip(&batched) {
+        let single = store.state(single).await.expect("state");
+        let batch = store.state(batch).await.expect("state");
+        assert_eq!(
+            (batch.status, &batch.result, &batch.traceback),
+            (single.status, &single.result, &single.traceback),
+            "{} reads back as when its records were written one by one",
+            batch.task_id
+        );
+    }
+    let done = store.state(&batched[2]).await.expect("state");
+    assert_eq!(
+        (done.status, done.result),
+        (TaskState::Success, json!({"events": 3}))
+    );
+    store
+        .store_all(&[])
+        .await
+        .expect("an empty batch writes nothing");
+    Ok(())
+}
+
 pub(super) async fn result_records_expire(ctx: Ctx) -> Result<(), Skip> {
     let store = ctx.result_store(Duration::from_secs(1)).await?;
     let id = uuid::Uuid::new_v4().to_string();
