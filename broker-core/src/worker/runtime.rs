@@ -385,9 +385,9 @@ async fn sample_depth(queue: Queue, instruments: QueueInstruments) {
     }
 }
 
-/// Seconds from the send time stamped in `delivery` to now, when the producer stamped one.
-fn queue_wait(delivery: &Delivery) -> Option<f64> {
-    let sent = delivery.headers().get(SENT_AT_HEADER)?.as_f64()?;
+/// Seconds from the send time stamped in `task` to now, when the producer stamped one.
+fn queue_wait(task: &TaskMessage) -> Option<f64> {
+    let sent = task.headers.extra.get(SENT_AT_HEADER)?.as_f64()?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .ok()?
@@ -411,13 +411,24 @@ impl Job {
         made
     }
 
-    /// Counts `event` for the task `delivery` carries, in the report and in the metrics.
-    fn count(&self, event: TaskEvent, delivery: &Delivery) {
-        let task = match delivery.header_str("task") {
-            Some(name) if self.tasks.get(name).is_some() => name,
-            Some(_) => UNREGISTERED,
-            None => UNDECODABLE,
-        };
+    /// The label the metrics give the task named `name`.
+    fn label<'a>(&self, name: &'a str) -> &'a str {
+        if self.tasks.get(name).is_some() {
+            name
+        } else {
+            UNREGISTERED
+        }
+    }
+
+    /// The label of a task that could not be decoded, read from its raw `task` header.
+    fn undecoded_label<'a>(&self, delivery: &'a Delivery) -> &'a str {
+        delivery
+            .header_str("task")
+            .map_or(UNDECODABLE, |name| self.label(name))
+    }
+
+    /// Counts `event` for the task labelled `task`, in the report and in the metrics.
+    fn count(&self, event: TaskEvent, task: &str) {
         self.instruments_of(task).count(event);
         let mut report = self.report.lock().expect("report");
         match event {
@@ -458,12 +469,16 @@ impl Job {
                     ))
                     .await;
                 }
-                return Box::pin(self.dead_letter(delivery, reason)).await;
+                let label = self.undecoded_label(&delivery).to_owned();
+                return Box::pin(self.dead_letter(delivery, &label, reason)).await;
             }
         };
-        self.count(TaskEvent::Received, &delivery);
-        let producer = delivery
-            .header_str(TRACEPARENT_HEADER)
+        self.count(TaskEvent::Received, self.label(&task.headers.task));
+        let producer = task
+            .headers
+            .extra
+            .get(TRACEPARENT_HEADER)
+            .and_then(Value::as_str)
             .and_then(TraceContext::parse);
         let span = tracing::info_span!(
             "task",
@@ -518,12 +533,13 @@ impl Job {
             if keeps_results {
                 self.record(failure).await;
             }
-            return Box::pin(self.dead_letter(delivery, reason)).await;
+            return Box::pin(self.dead_letter(delivery, UNREGISTERED, reason)).await;
         };
+        let label = task.headers.task.as_str();
         let now = Utc::now();
         if task.headers.expires.is_some_and(|expires| expires <= now) {
             tracing::info!("task expired before it could run; revoking");
-            self.count(TaskEvent::Revoked, &delivery);
+            self.count(TaskEvent::Revoked, label);
             let revoked = state(TaskResult::new(&id, TaskState::Revoked));
             return self.finish(delivery, revoked).await;
         }
@@ -557,7 +573,7 @@ impl Job {
         // trip fewer on every task's path. Both finish before the outcome is written, so
         // STARTED never lands after it.
         let instruments = self.instruments_of(&task.headers.task);
-        if let Some(waited) = queue_wait(&delivery) {
+        if let Some(waited) = queue_wait(&task) {
             instruments.queue_wait(waited);
         }
         let started = async {
@@ -574,13 +590,13 @@ impl Job {
             Outcome::Released => self.release(delivery).await,
             Outcome::Done(Ok(value)) => {
                 tracing::info!(?ran, "task succeeded");
-                self.count(TaskEvent::Succeeded, &delivery);
+                self.count(TaskEvent::Succeeded, label);
                 let success = state(TaskResult::success(&id, value));
                 self.finish(delivery, success).await;
             }
             Outcome::Done(Err(TaskError::Fail { exc_type, message })) => {
                 tracing::warn!(%exc_type, %message, "task failed");
-                self.count(TaskEvent::Failed, &delivery);
+                self.count(TaskEvent::Failed, label);
                 let failure = TaskResult::error(&id, TaskState::Failure, &exc_type, &message);
                 self.finish(delivery, state(failure)).await;
             }
@@ -657,8 +673,8 @@ impl Job {
             if keeps_results {
                 self.record(failure).await;
             }
-            self.count(TaskEvent::Failed, &delivery);
-            return Box::pin(self.dead_letter(delivery, reason)).await;
+            self.count(TaskEvent::Failed, &task.headers.task);
+            return Box::pin(self.dead_letter(delivery, &task.headers.task, reason)).await;
         }
         let wait = countdown.unwrap_or_else(|| self.retry.backoff(retries));
         let next = task.for_retry(Some(
@@ -670,7 +686,7 @@ impl Job {
         match send_task(&self.queue, &next).await {
             Ok(_) => {
                 let retry = TaskResult::error(&id, TaskState::Retry, "Retry", message);
-                self.count(TaskEvent::Retried, &delivery);
+                self.count(TaskEvent::Retried, &task.headers.task);
                 self.finish(delivery, keeps_results.then_some(retry)).await;
             }
             Err(err) => {
@@ -680,9 +696,10 @@ impl Job {
         }
     }
 
-    async fn dead_letter(&self, delivery: Delivery, reason: String) {
+    /// Moves `delivery`, the task labelled `label`, to the dead-letter place.
+    async fn dead_letter(&self, delivery: Delivery, label: &str, reason: String) {
         tracing::error!(id = delivery.id(), %reason, "moving message to the dead-letter place");
-        self.count(TaskEvent::DeadLettered, &delivery);
+        self.count(TaskEvent::DeadLettered, label);
         let Some(fallback) = &self.fallback_dead_letter else {
             return self.settle(delivery.nack(NackAction::DeadLetter { reason }).await);
         };
