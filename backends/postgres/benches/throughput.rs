@@ -175,12 +175,13 @@ async fn raw_ack(raw: &RawPostgres, queue: &str, claimed: &[(i64, i64)]) {
 
 async fn raw_store(raw: &RawPostgres, task_id: &str, status: &str) {
     let date_done = (status == "SUCCESS").then(|| chrono::Utc::now().naive_utc());
+    // The statement writes arrays of rows; the raw worker writes one row per task.
     sqlx::query(&raw.results.store)
-        .bind(task_id)
-        .bind(status)
-        .bind(b"null".as_slice())
-        .bind(date_done)
-        .bind(None::<String>)
+        .bind([task_id])
+        .bind([status])
+        .bind([b"null".as_slice()])
+        .bind([date_done])
+        .bind([None::<String>])
         .execute(&raw.pool)
         .await
         .expect("store result");
