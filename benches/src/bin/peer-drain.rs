@@ -1,14 +1,16 @@
 //! #14's drain scenario against the fastest Rust peer, from one run: 20,000 tasks of 100 B wait
 //! in a Redis queue, then eight at a time drain them. Prints tasks/s for omniqueue 0.3 (list
 //! mode, which stores no results) and for Switchyard's worker with `SUCCESS` stored and with
-//! `ignore_result`, and each ratio to the peer.
+//! `ignore_result`, and each ratio to the peer. With `BROKER_TEST_POSTGRES_URL` set, the same
+//! worker drains the same tasks from PostgreSQL too (results in Celery's tables there), beside
+//! no peer: #14 compares it with apalis's rate measured once.
 //!
 //! ```sh
 //! cargo run --release -p broker-benches --features peers --bin peer-drain -- redis://127.0.0.1:6379
 //! ```
 //!
-//! A second argument, `omniqueue`, `stored` or `ignored`, runs that side alone (for
-//! `valgrind --tool=callgrind`).
+//! A second argument, `omniqueue`, `stored`, `ignored`, `pg-stored` or `pg-ignored`, runs
+//! that side alone (for `valgrind --tool=callgrind`).
 //!
 //! Built only with the `peers` feature, so a normal build does not compile omniqueue.
 
@@ -21,11 +23,12 @@ use std::{
 };
 
 use broker_core::{
-    Queue,
+    Broker, Queue, ResultStore,
     celery::TaskMessage,
     tasks::task_to_message,
     worker::{TaskOptions, TaskRegistry, TaskRequest, Worker, WorkerOptions},
 };
+use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
 use broker_redis::{RedisBroker, RedisConfig, RedisResultStore};
 use omniqueue::backends::{RedisBackend, redis::RedisConfig as PeerConfig};
 use serde_json::{Value, json};
@@ -58,13 +61,80 @@ async fn main() {
         ("ignored", "ignore_result", true),
     ] {
         if runs(side) {
-            let ours = switchyard_drain(&url, &run, ignore_result).await;
+            let (broker, results) = redis(&url, &run, ignore_result).await;
+            let ours = switchyard_drain(broker, results, &run).await;
             println!(
                 "switchyard, {label:<16}: {ours:>8.0} tasks/s, {:.2}x omniqueue",
                 ours / peer
             );
         }
     }
+    let Ok(postgres_url) = std::env::var("BROKER_TEST_POSTGRES_URL") else {
+        return;
+    };
+    for (side, label, ignore_result) in [
+        ("pg-stored", "SUCCESS stored", false),
+        ("pg-ignored", "ignore_result", true),
+    ] {
+        if runs(side) {
+            let (broker, results) = postgres(&postgres_url, ignore_result).await;
+            let ours = switchyard_drain(broker, results, &run).await;
+            println!("switchyard on PostgreSQL, {label:<16}: {ours:>8.0} tasks/s");
+        }
+    }
+}
+
+/// A Redis broker under keys of this run, and a result store unless results are ignored.
+async fn redis(
+    url: &str,
+    run: &str,
+    ignore_result: bool,
+) -> (Arc<dyn Broker>, Option<Arc<dyn ResultStore>>) {
+    let config = RedisConfig {
+        key_prefix: format!("peer-drain:{run}:"),
+        // The results are read by nobody: let them go soon.
+        result_expires: Duration::from_secs(60),
+        ..RedisConfig::new(url)
+    };
+    let broker = RedisBroker::connect(config.clone()).await.expect("connect");
+    let results: Option<Arc<dyn ResultStore>> = if ignore_result {
+        None
+    } else {
+        Some(Arc::new(
+            RedisResultStore::connect(config)
+                .await
+                .expect("result store"),
+        ))
+    };
+    (Arc::new(broker), results)
+}
+
+/// A PostgreSQL broker in schema `peer_drain` (each run drains a queue of its own), and a
+/// result store in Celery's tables there unless results are ignored.
+async fn postgres(
+    url: &str,
+    ignore_result: bool,
+) -> (Arc<dyn Broker>, Option<Arc<dyn ResultStore>>) {
+    let config = PostgresConfig {
+        schema: "peer_drain".to_owned(),
+        result_schema: Some("peer_drain".to_owned()),
+        // The results are read by nobody: later runs purge them.
+        result_expires: Duration::from_secs(60),
+        ..PostgresConfig::new(url)
+    };
+    let broker = PostgresBroker::connect(config.clone())
+        .await
+        .expect("connect");
+    let results: Option<Arc<dyn ResultStore>> = if ignore_result {
+        None
+    } else {
+        Some(Arc::new(
+            PostgresResultStore::connect(config)
+                .await
+                .expect("result store"),
+        ))
+    };
+    (Arc::new(broker), results)
 }
 
 /// The payload of task `n`: 100 bytes.
@@ -72,15 +142,15 @@ fn payload(n: usize) -> String {
     format!("{n:0>PAYLOAD$}")
 }
 
-async fn switchyard_drain(url: &str, run: &str, ignore_result: bool) -> f64 {
-    let config = RedisConfig {
-        key_prefix: format!("peer-drain:{run}:"),
-        // The results are read by nobody: let them go soon.
-        result_expires: Duration::from_secs(60),
-        ..RedisConfig::new(url)
-    };
-    let broker = Arc::new(RedisBroker::connect(config.clone()).await.expect("connect"));
-    let name = format!("switchyard-{ignore_result}");
+/// Tasks/s of our worker draining `TASKS` waiting tasks, storing `SUCCESS` in `results` or,
+/// without a store, with every task registered to ignore its result.
+async fn switchyard_drain(
+    broker: Arc<dyn Broker>,
+    results: Option<Arc<dyn ResultStore>>,
+    run: &str,
+) -> f64 {
+    let ignore_result = results.is_none();
+    let name = format!("switchyard-{}-{ignore_result}", &run[..12]);
     let queue = Queue::declare(broker.clone(), name.clone())
         .await
         .expect("declare");
@@ -106,18 +176,13 @@ async fn switchyard_drain(url: &str, run: &str, ignore_result: bool) -> f64 {
         prefetch: CONCURRENCY,
         ..WorkerOptions::default()
     };
-    let worker = if ignore_result {
-        let tasks = TaskRegistry::new().register_with("noop", noop, TaskOptions { ignore_result });
-        Worker::without_results(queue, tasks).expect("no task stores results")
-    } else {
-        let results = RedisResultStore::connect(config)
-            .await
-            .expect("result store");
-        Worker::new(
-            queue,
-            Arc::new(results),
-            TaskRegistry::new().register("noop", noop),
-        )
+    let worker = match results {
+        None => {
+            let tasks =
+                TaskRegistry::new().register_with("noop", noop, TaskOptions { ignore_result });
+            Worker::without_results(queue, tasks).expect("no task stores results")
+        }
+        Some(results) => Worker::new(queue, results, TaskRegistry::new().register("noop", noop)),
     }
     .with_options(options);
 
@@ -132,9 +197,7 @@ async fn switchyard_drain(url: &str, run: &str, ignore_result: bool) -> f64 {
     let report = running.await.expect("join").expect("the worker runs");
     let rate = TASKS as f64 / started.elapsed().as_secs_f64();
     assert_eq!(report.succeeded, TASKS as u64);
-    broker_core::Broker::delete_queue(&*broker, &name)
-        .await
-        .expect("delete the queue");
+    broker.delete_queue(&name).await.expect("delete the queue");
     rate
 }
 
