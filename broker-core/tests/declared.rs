@@ -319,6 +319,47 @@ async fn a_worker_on_a_backend_without_dead_letters_publishes_them_to_the_dead_l
 }
 
 #[tokio::test]
+async fn a_message_too_large_to_copy_to_the_dead_letter_queue_is_kept_not_returned_in_a_loop() {
+    let broker = Declaring::new(|caps| {
+        caps.dead_letter = DeadLetter::Unsupported;
+        caps.max_payload = 64;
+    });
+    let queue = Queue::declare(broker.clone(), "tasks")
+        .await
+        .expect("declare");
+    // Another producer's message, over the limit this backend declares.
+    broker
+        .publish("tasks", &[Message::new(vec![b'x'; 65])])
+        .await
+        .expect("the driver takes it");
+    let stop = CancellationToken::new();
+    let results = Arc::new(MemoryResultStore::new(Duration::from_secs(60)));
+    let worker =
+        Worker::new(queue.clone(), results, TaskRegistry::new()).with_options(WorkerOptions {
+            poll_wait: Duration::from_millis(50),
+            ..WorkerOptions::default()
+        });
+    let running = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let report = running.await.expect("join").expect("worker ran");
+
+    assert_eq!(report.dead_lettered, 1, "taken once, not over and over");
+    assert_eq!(
+        broker.calls_to("nack"),
+        0,
+        "not returned to come straight back"
+    );
+    assert_eq!(broker.calls_to("ack"), 0, "not dropped either");
+    let counts = broker.inner.count("tasks").await.expect("count");
+    assert_eq!(
+        counts.in_flight,
+        Some(1),
+        "it waits out its lease in the queue: {counts:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_worker_on_a_dead_letter_queue_leaves_poison_there_to_come_back_after_its_lease() {
     let lease = Duration::from_millis(300);
     let broker = Arc::new(MemoryBroker::new(MemoryConfig {

@@ -120,7 +120,8 @@ pub struct WorkerReport {
 ///   the queue's dead-letter queue ([`Broker::dead_letter_queue`](crate::Broker::dead_letter_queue))
 ///   with the reason logged, and the worker goes on: the backend moves it there, or, when the
 ///   backend cannot dead-letter, the worker publishes it there and acks it. A worker on a
-///   dead-letter queue has none: such a message stays where it is and comes back after its
+///   dead-letter queue has none, and a message the worker cannot publish (over the payload
+///   limit) cannot be moved: such a message stays where it is and comes back after its
 ///   lease;
 /// - a handler that panics is recorded as `FAILURE`; the worker goes on;
 /// - on shutdown it stops fetching (or, with `drain_on_shutdown`, takes work until the queue
@@ -710,9 +711,16 @@ impl Job {
         copy.properties = delivery.properties().clone();
         match fallback.publish(copy).await {
             Ok(()) => self.finish(delivery, None).await,
-            Err(err) => {
+            Err(err) if err.is_retryable() => {
                 tracing::error!(error = %err, "dead-letter queue unreachable; returning the message");
                 self.settle(delivery.nack(NackAction::Requeue).await);
+            }
+            Err(err) => {
+                // It can never be published (over the payload limit, say): returned at once
+                // it would come straight back, round and round. Left unsettled, it comes
+                // back once per lease, and it is kept.
+                tracing::error!(error = %err, "the message cannot be copied to the dead-letter queue; it stays in its queue and comes back after its lease");
+                drop(delivery);
             }
         }
     }
