@@ -7,8 +7,9 @@ use std::{
 };
 
 use broker_core::{AckToken, Capacity, Error, ErrorKind, Operation, Result};
+use futures::FutureExt as _;
 use rdkafka::{
-    ClientContext, Message as _, Offset, TopicPartitionList,
+    ClientContext, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code},
 };
@@ -192,22 +193,37 @@ impl QueueConsumer {
             if let Some(ms) = next_due {
                 limit = limit.min(Duration::from_millis(ms));
             }
-            match tokio::time::timeout(limit, self.consumer.recv()).await {
+            // Without time to wait, only what the client holds already: no timer.
+            let next = if limit.is_zero() {
+                self.consumer.recv().now_or_never().ok_or(())
+            } else {
+                tokio::time::timeout(limit, self.consumer.recv())
+                    .await
+                    .map_err(|_elapsed| ())
+            };
+            match next {
                 Ok(Ok(message)) => {
-                    let (partition, offset) = (message.partition(), message.offset());
-                    let record =
-                        Record::read(&message, || format!("{}/{partition}/{offset}", self.topic));
+                    let read = self.record_of(&message);
                     drop(message);
-                    self.resolve().await;
-                    lock(&self.partitions).read(partition, offset, record);
+                    self.keep(read).await;
+                    // Then every record the client holds already, up to the room left,
+                    // before they are looked through once.
+                    for _ in 1..room {
+                        let Some(Ok(message)) = self.consumer.recv().now_or_never() else {
+                            break;
+                        };
+                        let read = self.record_of(&message);
+                        drop(message);
+                        self.keep(read).await;
+                    }
                 }
                 Ok(Err(e)) if taken.is_empty() => return Err(from_kafka(Operation::Receive, &e)),
                 Ok(Err(e)) => {
                     tracing::debug!(topic = %self.topic, error = %e, "receive stopped early");
                     break;
                 }
-                Err(_elapsed) if taken.is_empty() && Instant::now() < deadline => {}
-                Err(_elapsed) => break,
+                Err(()) if taken.is_empty() && Instant::now() < deadline => {}
+                Err(()) => break,
             }
         }
         if !taken.is_empty() {
@@ -216,6 +232,20 @@ impl QueueConsumer {
             }
         }
         Ok(taken)
+    }
+
+    /// The partition, offset and record of a message read off the wire.
+    fn record_of(&self, message: &impl rdkafka::Message) -> (i32, i64, Record) {
+        let (partition, offset) = (message.partition(), message.offset());
+        let record = Record::read(message, || format!("{}/{partition}/{offset}", self.topic));
+        (partition, offset, record)
+    }
+
+    /// Keeps a record read until it is handed out and settled.
+    async fn keep(&self, (partition, offset, record): (i32, i64, Record)) {
+        // Its partition may be newly assigned: where the group stands on it is read first.
+        self.resolve().await;
+        lock(&self.partitions).read(partition, offset, record);
     }
 
     /// Reads where the group stands on partitions assigned since the last call: the committed

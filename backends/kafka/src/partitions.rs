@@ -15,7 +15,7 @@
 //! redeliveries, and count one more receive.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -45,7 +45,11 @@ struct Partition {
     handed_high: i64,
     /// One past the last offset read in this epoch.
     next: Option<i64>,
+    /// Records read and not settled, handed out or not.
     outstanding: BTreeMap<i64, Held>,
+    /// The offsets of those not handed out yet: what a receive looks through, so that it
+    /// does not walk past every record handed out and not acked yet.
+    waiting: BTreeSet<i64>,
 }
 
 impl Partition {
@@ -106,6 +110,7 @@ impl Partitions {
                 handed_high: 0,
                 next: None,
                 outstanding: BTreeMap::new(),
+                waiting: BTreeSet::new(),
             },
         );
     }
@@ -160,6 +165,7 @@ impl Partitions {
         let redelivered = offset < p.handed_before;
         let receive_count = record.receives.saturating_add(1 + u32::from(redelivered));
         p.next = Some(p.next.map_or(offset + 1, |next| next.max(offset + 1)));
+        p.waiting.insert(offset);
         p.outstanding.insert(
             offset,
             Held {
@@ -176,11 +182,15 @@ impl Partitions {
     pub(crate) fn take_due(&mut self, now: u64, room: usize) -> Vec<Taken> {
         let mut taken = Vec::new();
         for (&partition, p) in &mut self.assigned {
-            for (&offset, held) in &mut p.outstanding {
+            let before = taken.len();
+            for &offset in &p.waiting {
                 if taken.len() >= room {
-                    return taken;
+                    break;
                 }
-                if held.handed_out || !held.record.is_due(now) {
+                let Some(held) = p.outstanding.get_mut(&offset) else {
+                    continue;
+                };
+                if !held.record.is_due(now) {
                     continue;
                 }
                 held.handed_out = true;
@@ -193,6 +203,12 @@ impl Partitions {
                     receive_count: held.receive_count,
                 });
             }
+            for handed in &taken[before..] {
+                p.waiting.remove(&handed.offset);
+            }
+            if taken.len() >= room {
+                break;
+            }
         }
         taken
     }
@@ -201,8 +217,11 @@ impl Partitions {
     pub(crate) fn next_due(&self, now: u64) -> Option<u64> {
         self.assigned
             .values()
-            .flat_map(|p| p.outstanding.values())
-            .filter(|held| !held.handed_out)
+            .flat_map(|p| {
+                p.waiting
+                    .iter()
+                    .filter_map(|offset| p.outstanding.get(offset))
+            })
             .filter_map(|held| held.record.not_before)
             .map(|due| due.saturating_sub(now))
             .min()
