@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use broker_core::{Headers, Message, Properties};
 use bytes::Bytes;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
 
 /// The message's id, stable across republishes.
 const ID: &str = "switchyard-id";
@@ -56,7 +56,8 @@ impl Record {
     }
 
     /// Reads a record off the wire. `fallback_id` names a record some other producer wrote
-    /// without an id. Headers that are not JSON (another producer's) are kept as strings.
+    /// without an id. Headers that are not JSON (another producer's) are kept as strings; of
+    /// a name given twice, the last value is kept.
     pub fn read(message: &impl rdkafka::Message, fallback_id: impl FnOnce() -> String) -> Self {
         let mut record = Self {
             id: String::new(),
@@ -69,7 +70,7 @@ impl Record {
             receives: 0,
             not_before: None,
         };
-        let mut headers = Map::new();
+        let mut application = Vec::new();
         if let Some(wire) = message.headers() {
             for header in wire.iter() {
                 let text =
@@ -82,17 +83,12 @@ impl Record {
                     CONTENT_ENCODING => record.properties.content_encoding = Some(text()),
                     CORRELATION_ID => record.properties.correlation_id = Some(text()),
                     REPLY_TO => record.properties.reply_to = Some(text()),
-                    name => {
-                        let value = header
-                            .value
-                            .and_then(|bytes| serde_json::from_slice(bytes).ok())
-                            .unwrap_or_else(|| Value::String(text()));
-                        headers.insert(name.to_owned(), value);
-                    }
+                    name => application.push((name, header.value.unwrap_or_default())),
                 }
             }
         }
-        record.headers = Headers::from(headers);
+        record.headers =
+            headers_as_text(&application).unwrap_or_else(|| headers_as_map(&application));
         if record.id.is_empty() {
             record.id = fallback_id();
         }
@@ -136,6 +132,47 @@ impl Record {
     pub(crate) fn is_due(&self, now: u64) -> bool {
         self.not_before.is_none_or(|due| due <= now)
     }
+}
+
+/// Application headers as one JSON text, which a delivery then copies in one piece: each
+/// value the JSON it holds, or its text as a string. `None` when a name repeats or the text
+/// would nest too deep; [`headers_as_map`] handles those.
+fn headers_as_text(headers: &[(&str, &[u8])]) -> Option<Headers> {
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 8)
+        .sum();
+    let mut text = Vec::with_capacity(size + 2);
+    text.push(b'{');
+    for (i, &(name, value)) in headers.iter().enumerate() {
+        if headers[..i].iter().any(|(earlier, _)| *earlier == name) {
+            return None;
+        }
+        if i > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, name).ok()?;
+        text.push(b':');
+        match serde_json::from_slice::<&RawValue>(value) {
+            Ok(json) => text.extend_from_slice(json.get().as_bytes()),
+            Err(_) => serde_json::to_writer(&mut text, &String::from_utf8_lossy(value)).ok()?,
+        }
+    }
+    text.push(b'}');
+    let text = String::from_utf8(text).ok()?;
+    Headers::from_json(RawValue::from_string(text).ok()?).ok()
+}
+
+/// Application headers as a map, each value parsed on its own: a value that is not JSON, or
+/// nests too deep, is kept as its text; of a name given twice, the last value is kept.
+fn headers_as_map(headers: &[(&str, &[u8])]) -> Headers {
+    let mut map = Map::new();
+    for &(name, value) in headers {
+        let value = serde_json::from_slice(value)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(value).into_owned()));
+        map.insert(name.to_owned(), value);
+    }
+    Headers::from(map)
 }
 
 /// The time `delay` from now, in milliseconds since the Unix epoch.
@@ -200,5 +237,36 @@ mod tests {
         assert_eq!(record.receives, 0);
         assert_eq!(record.headers.get("trace"), Some(&json!("not json")));
         assert!(record.is_due(0));
+    }
+
+    #[test]
+    fn headers_read_as_one_text_match_headers_read_one_by_one() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let cases: [&[(&str, &[u8])]; 4] = [
+            &[
+                ("retries", b"3"),
+                ("timelimit", b" [null, 30.5] "),
+                ("trace", b"not json"),
+                ("empty", b""),
+                ("quote\"d", br#""\u00fc""#),
+                ("bytes", b"\xff\xfe"),
+            ],
+            &[("task", b"\"a\""), ("task", b"\"b\"")],
+            &[("deep", deep.as_bytes())],
+            &[],
+        ];
+        for headers in cases {
+            let map = headers_as_map(headers);
+            if let Some(text) = headers_as_text(headers) {
+                assert!(text.json_text().is_some(), "held as text");
+                assert_eq!(*text, *map, "{headers:?}");
+            }
+        }
+        assert!(
+            headers_as_text(cases[1]).is_none(),
+            "a repeated name is left to the map"
+        );
+        assert_eq!(headers_as_map(cases[1]).get("task"), Some(&json!("b")));
+        assert!(headers_as_map(cases[2]).get("deep").unwrap().is_string());
     }
 }
