@@ -2,15 +2,16 @@
 //! in a Redis queue, then eight at a time drain them. Prints tasks/s for omniqueue 0.3 (list
 //! mode, which stores no results) and for Switchyard's worker with `SUCCESS` stored and with
 //! `ignore_result`, and each ratio to the peer. With `BROKER_TEST_POSTGRES_URL` set, the same
-//! worker drains the same tasks from PostgreSQL too (results in Celery's tables there), beside
-//! no peer: #14 compares it with apalis's rate measured once.
+//! worker drains the same tasks from PostgreSQL too (results in Celery's tables there), and
+//! with `BROKER_TEST_AMQP_URL` from RabbitMQ (results in the Redis given), beside no peer:
+//! #14 and #12 give the peers' rates measured once.
 //!
 //! ```sh
 //! cargo run --release -p broker-benches --features peers --bin peer-drain -- redis://127.0.0.1:6379
 //! ```
 //!
-//! A second argument, `omniqueue`, `stored`, `ignored`, `pg-stored` or `pg-ignored`, runs
-//! that side alone (for `valgrind --tool=callgrind`).
+//! A second argument, `omniqueue`, `stored`, `ignored`, `pg-stored`, `pg-ignored`,
+//! `amqp-stored` or `amqp-ignored`, runs that side alone (for `valgrind --tool=callgrind`).
 //!
 //! Built only with the `peers` feature, so a normal build does not compile omniqueue.
 
@@ -22,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use broker_amqp::{AmqpBroker, AmqpConfig};
 use broker_core::{
     Broker, Queue, ResultStore,
     celery::TaskMessage,
@@ -69,17 +71,30 @@ async fn main() {
             );
         }
     }
-    let Ok(postgres_url) = std::env::var("BROKER_TEST_POSTGRES_URL") else {
-        return;
-    };
-    for (side, label, ignore_result) in [
-        ("pg-stored", "SUCCESS stored", false),
-        ("pg-ignored", "ignore_result", true),
-    ] {
-        if runs(side) {
-            let (broker, results) = postgres(&postgres_url, ignore_result).await;
-            let ours = switchyard_drain(broker, results, &run).await;
-            println!("switchyard on PostgreSQL, {label:<16}: {ours:>8.0} tasks/s");
+    if let Ok(postgres_url) = std::env::var("BROKER_TEST_POSTGRES_URL") {
+        for (side, label, ignore_result) in [
+            ("pg-stored", "SUCCESS stored", false),
+            ("pg-ignored", "ignore_result", true),
+        ] {
+            if runs(side) {
+                let (broker, results) = postgres(&postgres_url, ignore_result).await;
+                let ours = switchyard_drain(broker, results, &run).await;
+                println!("switchyard on PostgreSQL, {label:<16}: {ours:>8.0} tasks/s");
+            }
+        }
+    }
+    if let Ok(amqp_url) = std::env::var("BROKER_TEST_AMQP_URL") {
+        for (side, label, ignore_result) in [
+            ("amqp-stored", "SUCCESS stored in Redis", false),
+            ("amqp-ignored", "ignore_result", true),
+        ] {
+            if runs(side) {
+                let config = AmqpConfig::from_url(&amqp_url).expect("an AMQP URL");
+                let broker = AmqpBroker::connect(config).await.expect("connect");
+                let (_, results) = redis(&url, &run, ignore_result).await;
+                let ours = switchyard_drain(Arc::new(broker), results, &run).await;
+                println!("switchyard on RabbitMQ, {label:<23}: {ours:>8.0} tasks/s");
+            }
         }
     }
 }
