@@ -17,7 +17,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, LazyLock,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -36,7 +36,11 @@ use omniqueue::backends::{RedisBackend, redis::RedisConfig as PeerConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const TASKS: usize = 20_000;
+/// Tasks per drain: 20,000, or `PEER_DRAIN_TASKS` (CI checks the wiring with a few).
+static TASKS: LazyLock<usize> = LazyLock::new(|| {
+    std::env::var("PEER_DRAIN_TASKS")
+        .map_or(20_000, |n| n.parse().expect("PEER_DRAIN_TASKS is a number"))
+});
 const CONCURRENCY: usize = 8;
 const PAYLOAD: usize = 100;
 
@@ -50,7 +54,10 @@ async fn main() {
     let only = std::env::args().nth(2);
     let runs = |side: &str| only.as_deref().is_none_or(|only| only == side);
     let run = uuid::Uuid::new_v4().simple().to_string();
-    println!("drain of {TASKS} tasks of {PAYLOAD} B, {CONCURRENCY} at a time, one run");
+    println!(
+        "drain of {} tasks of {PAYLOAD} B, {CONCURRENCY} at a time, one run",
+        *TASKS
+    );
     let peer = if runs("omniqueue") {
         let peer = omniqueue_drain(&url, &run).await;
         println!("omniqueue 0.3, list mode (no results): {peer:>8.0} tasks/s");
@@ -170,7 +177,7 @@ async fn switchyard_drain(
         .await
         .expect("declare");
     let delay = queue.capabilities().delay;
-    let messages: Vec<_> = (0..TASKS)
+    let messages: Vec<_> = (0..*TASKS)
         .map(|n| {
             let task = TaskMessage::new("noop", vec![json!(payload(n))], serde_json::Map::new());
             task_to_message(&task, delay).expect("encode")
@@ -204,14 +211,14 @@ async fn switchyard_drain(
     let stop = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(worker.run(stop.clone()));
-    while ran.load(Ordering::Relaxed) < TASKS {
+    while ran.load(Ordering::Relaxed) < *TASKS {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     stop.cancel();
     // Returns once every ack was sent.
     let report = running.await.expect("join").expect("the worker runs");
-    let rate = TASKS as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(report.succeeded, TASKS as u64);
+    let rate = *TASKS as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(report.succeeded, *TASKS as u64);
     broker.delete_queue(&name).await.expect("delete the queue");
     rate
 }
@@ -233,7 +240,7 @@ async fn omniqueue_drain(url: &str, run: &str) -> f64 {
     };
     let builder = || RedisBackend::builder(config()).use_redis_streams(false);
     let producer = builder().build_producer().await.expect("producer");
-    for n in 0..TASKS {
+    for n in 0..*TASKS {
         producer
             .send_raw(payload(n).as_bytes())
             .await
@@ -250,7 +257,7 @@ async fn omniqueue_drain(url: &str, run: &str) -> f64 {
         .map(|mut consumer| {
             let done = done.clone();
             tokio::spawn(async move {
-                while done.load(Ordering::Relaxed) < TASKS {
+                while done.load(Ordering::Relaxed) < *TASKS {
                     let Ok(delivery) =
                         tokio::time::timeout(Duration::from_millis(200), consumer.receive()).await
                     else {
@@ -266,5 +273,5 @@ async fn omniqueue_drain(url: &str, run: &str) -> f64 {
     for worker in workers {
         worker.await.expect("join");
     }
-    TASKS as f64 / started.elapsed().as_secs_f64()
+    *TASKS as f64 / started.elapsed().as_secs_f64()
 }
