@@ -425,13 +425,12 @@ impl Broker for Observed {
     }
 }
 
-#[tokio::test]
-async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
-    let broker = Observed::new(true);
-    let setup = broker.setup().await;
+/// Sends ten `echo` tasks, runs them ten at a time (no `STARTED`) until all succeeded, and
+/// stops the worker.
+async fn run_ten_at_once(setup: &Setup) {
     let mut ids = Vec::new();
     for n in 0..10 {
-        ids.push(send(&setup, "echo", vec![json!(n)]).await);
+        ids.push(send(setup, "echo", vec![json!(n)]).await);
     }
     let tasks =
         TaskRegistry::new().register(
@@ -441,14 +440,22 @@ async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
     let options = WorkerOptions {
         concurrency: 10,
         prefetch: 10,
+        track_started: false,
         ..fast_options()
     };
-    let (stop, worker) = start(&setup, tasks, options);
+    let (stop, worker) = start(setup, tasks, options);
     for id in &ids {
-        wait_for_state(&setup, id, TaskState::Success).await;
+        wait_for_state(setup, id, TaskState::Success).await;
     }
     stop.cancel();
     assert_eq!(worker.await.expect("join").succeeded, 10);
+}
+
+#[tokio::test]
+async fn acks_of_tasks_finishing_together_go_out_in_one_call() {
+    let broker = Observed::new(true);
+    let setup = broker.setup().await;
+    run_ten_at_once(&setup).await;
 
     let calls = broker.acks.lock().unwrap().clone();
     assert_eq!(
@@ -516,27 +523,7 @@ async fn states_of_tasks_finishing_together_are_written_in_one_call_before_their
         calls: Mutex::default(),
     });
     setup.results = store.clone();
-    let mut ids = Vec::new();
-    for n in 0..10 {
-        ids.push(send(&setup, "echo", vec![json!(n)]).await);
-    }
-    let tasks =
-        TaskRegistry::new().register(
-            "echo",
-            |req: TaskRequest| async move { Ok(req.args[0].clone()) },
-        );
-    let options = WorkerOptions {
-        concurrency: 10,
-        prefetch: 10,
-        track_started: false,
-        ..fast_options()
-    };
-    let (stop, worker) = start(&setup, tasks, options);
-    for id in &ids {
-        wait_for_state(&setup, id, TaskState::Success).await;
-    }
-    stop.cancel();
-    assert_eq!(worker.await.expect("join").succeeded, 10);
+    run_ten_at_once(&setup).await;
 
     let calls = store.calls.lock().unwrap().clone();
     let written: Vec<usize> = calls.iter().map(|(records, _)| *records).collect();
