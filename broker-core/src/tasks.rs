@@ -79,13 +79,6 @@ pub fn task_from_delivery(delivery: &Delivery) -> Result<TaskMessage> {
 /// the current trace context (a new trace without one), which the worker continues (see
 /// [`trace_context`](crate::trace_context)).
 pub async fn send_task(queue: &Queue, task: &TaskMessage) -> Result<String> {
-    let mut message = task_to_message(task, queue.capabilities().delay)?;
-    let sent_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |since| since.as_secs_f64());
-    message
-        .headers
-        .insert(SENT_AT_HEADER.to_owned(), sent_at.into());
     let span = tracing::info_span!(
         "enqueue",
         task = %task.headers.task,
@@ -95,11 +88,55 @@ pub async fn send_task(queue: &Queue, task: &TaskMessage) -> Result<String> {
         span_id = tracing::field::Empty,
         parent_span_id = tracing::field::Empty,
     );
-    let context = enter_trace(&span, propagation().current());
-    message.headers.insert(
-        TRACEPARENT_HEADER.to_owned(),
-        context.to_traceparent().into(),
-    );
-    queue.publish(message).instrument(span).await?;
+    publish_tasks(queue, std::slice::from_ref(task), span).await?;
     Ok(task.headers.id.clone())
+}
+
+/// Sends `tasks` to `queue`, in order, in as few publishes as the backend's batch limit
+/// allows (one round trip per batch where [`send_task`] takes one per task); returns their
+/// ids in the same order.
+///
+/// Each message is stamped as [`send_task`] stamps it; one `enqueue` span covers them all, and
+/// every message carries its `traceparent`.
+///
+/// # Errors
+/// As [`send_task`]. Every task is encoded and checked against the backend's limits before
+/// the first is sent, so such an error sends nothing; a broker error that outlasts the retries
+/// leaves earlier batches sent (see [`Queue::publish_batch`]).
+pub async fn send_tasks(queue: &Queue, tasks: &[TaskMessage]) -> Result<Vec<String>> {
+    let span = tracing::info_span!(
+        "enqueue",
+        tasks = tasks.len(),
+        queue = queue.name(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    publish_tasks(queue, tasks, span).await?;
+    Ok(tasks.iter().map(|task| task.headers.id.clone()).collect())
+}
+
+/// Encodes `tasks`, stamps each with the send time and `span`'s `traceparent`, and publishes
+/// them in order within `span`.
+async fn publish_tasks(queue: &Queue, tasks: &[TaskMessage], span: tracing::Span) -> Result<()> {
+    let context = enter_trace(&span, propagation().current());
+    let traceparent = context.to_traceparent();
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    let delay = queue.capabilities().delay;
+    let messages = tasks
+        .iter()
+        .map(|task| {
+            let mut message = task_to_message(task, delay)?;
+            message
+                .headers
+                .insert(SENT_AT_HEADER.to_owned(), sent_at.into());
+            message
+                .headers
+                .insert(TRACEPARENT_HEADER.to_owned(), traceparent.as_str().into());
+            Ok(message)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    queue.publish_batch(messages).instrument(span).await
 }

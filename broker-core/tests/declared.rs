@@ -12,7 +12,7 @@ use broker_core::{
     AckToken, Broker, Capabilities, Capacity, DEAD_LETTER_REASON_HEADER, DeadLetter, Delay,
     ErrorKind, LeaseExtension, Message, NackAction, Queue, Received, Redelivery, Result, TaskState,
     celery::TaskMessage,
-    tasks::send_task,
+    tasks::{send_task, send_tasks},
     worker::{TaskRegistry, Worker, WorkerOptions},
 };
 use broker_memory::{MemoryBroker, MemoryConfig, MemoryResultStore};
@@ -454,4 +454,54 @@ async fn ack_all_acks_every_chunk_after_one_lost_its_lease() {
         "acked deliveries came back: {}",
         back.len()
     );
+}
+
+#[tokio::test]
+async fn tasks_sent_together_go_in_batches_of_the_declared_size_in_order() {
+    let broker = Declaring::new(|caps| caps.max_batch = 10);
+    let queue = Queue::declare(broker.clone(), "tasks")
+        .await
+        .expect("declare");
+    let tasks: Vec<TaskMessage> = (0..25)
+        .map(|n| TaskMessage::new("add", vec![n.into()], serde_json::Map::new()))
+        .collect();
+    let ids = send_tasks(&queue, &tasks).await.expect("send");
+    assert_eq!(ids.len(), 25);
+    assert_eq!(
+        broker.calls.lock().unwrap().clone(),
+        ["publish 10", "publish 10", "publish 5"]
+    );
+    let mut received = Vec::new();
+    while received.len() < 25 {
+        let more = queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert!(!more.is_empty(), "every task arrives");
+        received.extend(more);
+    }
+    for (delivery, id) in received.iter().zip(&ids) {
+        assert_eq!(delivery.header_str("id"), Some(id.as_str()), "in order");
+        assert!(delivery.header_str("traceparent").is_some());
+        assert!(delivery.headers().get("x-sent-at").is_some());
+    }
+}
+
+#[tokio::test]
+async fn tasks_sent_together_are_all_checked_before_any_is_sent() {
+    let broker = Declaring::new(|caps| caps.max_payload = 1_000);
+    let queue = Queue::declare(broker.clone(), "tasks")
+        .await
+        .expect("declare");
+    let small = TaskMessage::new("add", vec![1.into()], serde_json::Map::new());
+    let large = TaskMessage::new(
+        "add",
+        vec!["x".repeat(2_000).into()],
+        serde_json::Map::new(),
+    );
+    let refused = send_tasks(&queue, &[small, large])
+        .await
+        .expect_err("the second is over the limit");
+    assert_eq!(refused.kind(), ErrorKind::PayloadTooLarge);
+    assert_eq!(broker.calls_to("publish"), 0, "nothing was sent");
 }
