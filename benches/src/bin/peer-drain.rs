@@ -10,8 +10,13 @@
 //! cargo run --release -p broker-benches --features peers --bin peer-drain -- redis://127.0.0.1:6379
 //! ```
 //!
-//! A second argument, `omniqueue`, `stored`, `ignored`, `pg-stored`, `pg-ignored`,
-//! `amqp-stored` or `amqp-ignored`, runs that side alone (for `valgrind --tool=callgrind`).
+//! On Redis it also measures #14's producer path (a worker waits while a producer sends the
+//! tasks one by one, or 100 per `send_tasks`, until all ran) and the idle pickup (one task
+//! sent to a waiting worker until its handler runs).
+//!
+//! A second argument, `omniqueue`, `stored`, `ignored`, `one-by-one`, `batched`, `pickup`,
+//! `pg-stored`, `pg-ignored`, `amqp-stored` or `amqp-ignored`, runs that side alone (for
+//! `valgrind --tool=callgrind`).
 //!
 //! Built only with the `peers` feature, so a normal build does not compile omniqueue.
 
@@ -27,7 +32,7 @@ use broker_amqp::{AmqpBroker, AmqpConfig};
 use broker_core::{
     Broker, Queue, ResultStore,
     celery::TaskMessage,
-    tasks::task_to_message,
+    tasks::{send_task, send_tasks, task_to_message},
     worker::{TaskOptions, TaskRegistry, TaskRequest, Worker, WorkerOptions},
 };
 use broker_postgres::{PostgresBroker, PostgresConfig, PostgresResultStore};
@@ -77,6 +82,21 @@ async fn main() {
                 ours / peer
             );
         }
+    }
+    for (side, label, batch) in [
+        ("one-by-one", "one send_task at a time", 1),
+        ("batched", "send_tasks, 100 at a time", 100),
+    ] {
+        if runs(side) {
+            let rate = produce_and_run(&url, &run, batch).await;
+            println!("switchyard, producer beside the worker, {label}: {rate:>8.0} tasks/s");
+        }
+    }
+    if runs("pickup") {
+        let (median, p99) = idle_pickup(&url, &run).await;
+        println!(
+            "switchyard, idle pickup of one task ({PICKUPS} sends): median {median:.2} ms, 99th percentile {p99:.2} ms"
+        );
     }
     if let Ok(postgres_url) = std::env::var("BROKER_TEST_POSTGRES_URL") {
         for (side, label, ignore_result) in [
@@ -157,6 +177,109 @@ async fn postgres(
         ))
     };
     (Arc::new(broker), results)
+}
+
+/// How many single tasks the idle-pickup measurement sends, one after another.
+const PICKUPS: usize = 200;
+
+/// A worker on a fresh Redis queue of this run, storing `SUCCESS`, that calls `ran` as each
+/// task runs; and what stops it.
+async fn running_worker(
+    url: &str,
+    run: &str,
+    scenario: &str,
+    ran: impl Fn() + Send + Sync + 'static,
+) -> (Queue, CancellationToken, tokio::task::JoinHandle<()>) {
+    let (broker, results) = redis(url, run, false).await;
+    let queue = Queue::declare(broker, format!("switchyard-{scenario}"))
+        .await
+        .expect("declare");
+    let handler = move |_: TaskRequest| {
+        ran();
+        async { Ok::<Value, _>(Value::Null) }
+    };
+    let worker = Worker::new(
+        queue.clone(),
+        results.expect("a result store"),
+        TaskRegistry::new().register("noop", handler),
+    )
+    .with_options(WorkerOptions {
+        concurrency: CONCURRENCY,
+        prefetch: CONCURRENCY,
+        ..WorkerOptions::default()
+    });
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            worker.run(stop).await.expect("the worker runs");
+        }
+    });
+    (queue, stop, running)
+}
+
+/// #14's end-to-end producer path: tasks/s from the first send until the last task ran, with
+/// a worker already waiting, the producer sending `batch` tasks per call.
+async fn produce_and_run(url: &str, run: &str, batch: usize) -> f64 {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = ran.clone();
+    let scenario = format!("produce-{batch}");
+    let (queue, stop, running) = running_worker(url, run, &scenario, move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+    })
+    .await;
+    let tasks: Vec<TaskMessage> = (0..*TASKS)
+        .map(|n| TaskMessage::new("noop", vec![json!(payload(n))], serde_json::Map::new()))
+        .collect();
+    let started = Instant::now();
+    for chunk in tasks.chunks(batch) {
+        if let [task] = chunk {
+            send_task(&queue, task).await.expect("send");
+        } else {
+            send_tasks(&queue, chunk).await.expect("send");
+        }
+    }
+    while ran.load(Ordering::Relaxed) < *TASKS {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = *TASKS as f64 / started.elapsed().as_secs_f64();
+    stop.cancel();
+    running.await.expect("join");
+    queue
+        .broker()
+        .delete_queue(queue.name())
+        .await
+        .expect("delete the queue");
+    rate
+}
+
+/// #14's idle pickup: milliseconds from sending one task to a waiting worker until its handler
+/// runs, as the median and 99th percentile of [`PICKUPS`] sends, each after the worker has
+/// been idle for 20 ms.
+async fn idle_pickup(url: &str, run: &str) -> (f64, f64) {
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let (queue, stop, running) = running_worker(url, run, "pickup", move || {
+        let _ = ran.send(Instant::now());
+    })
+    .await;
+    let mut waits = Vec::with_capacity(PICKUPS);
+    for n in 0..PICKUPS {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let task = TaskMessage::new("noop", vec![json!(payload(n))], serde_json::Map::new());
+        let sent = Instant::now();
+        send_task(&queue, &task).await.expect("send");
+        let ran_at = runs.recv().await.expect("the worker runs it");
+        waits.push(ran_at.duration_since(sent).as_secs_f64() * 1_000.0);
+    }
+    stop.cancel();
+    running.await.expect("join");
+    queue
+        .broker()
+        .delete_queue(queue.name())
+        .await
+        .expect("delete the queue");
+    waits.sort_by(f64::total_cmp);
+    (waits[PICKUPS / 2], waits[PICKUPS * 99 / 100])
 }
 
 /// The payload of task `n`: 100 bytes.
