@@ -112,8 +112,10 @@ pub struct WorkerReport {
 ///   store](Worker::without_results);
 /// - with [`WorkerOptions::track_started`], `STARTED` is written as the handler starts
 ///   (concurrently with it), and always before the outcome;
-/// - acks of tasks that finish close together go to the broker in one call (nothing waits to
-///   fill a batch), and every ack is sent before [`Worker::run`] returns;
+/// - the outcomes of tasks that finish close together are written in one call
+///   ([`ResultStore::store_all`](crate::ResultStore::store_all)), then their messages are
+///   acked in one call (nothing waits to fill a batch); every ack is sent before
+///   [`Worker::run`] returns;
 /// - while a task runs, its lease is renewed, so a slow task is not handed to another worker;
 /// - a message that cannot be decoded, is over the backend's payload limit (sent by another
 ///   producer), names an unknown task, or exhausts its retries goes to
