@@ -139,15 +139,7 @@ async fn redis(
         ..RedisConfig::new(url)
     };
     let broker = RedisBroker::connect(config.clone()).await.expect("connect");
-    let results: Option<Arc<dyn ResultStore>> = if ignore_result {
-        None
-    } else {
-        Some(Arc::new(
-            RedisResultStore::connect(config)
-                .await
-                .expect("result store"),
-        ))
-    };
+    let results = unless_ignored(ignore_result, RedisResultStore::connect(config)).await;
     (Arc::new(broker), results)
 }
 
@@ -167,16 +159,19 @@ async fn postgres(
     let broker = PostgresBroker::connect(config.clone())
         .await
         .expect("connect");
-    let results: Option<Arc<dyn ResultStore>> = if ignore_result {
-        None
-    } else {
-        Some(Arc::new(
-            PostgresResultStore::connect(config)
-                .await
-                .expect("result store"),
-        ))
-    };
+    let results = unless_ignored(ignore_result, PostgresResultStore::connect(config)).await;
     (Arc::new(broker), results)
+}
+
+/// The store `connect` opens, unless results are ignored (then it is never opened).
+async fn unless_ignored<S: ResultStore>(
+    ignore_result: bool,
+    connect: impl Future<Output = broker_core::Result<S>>,
+) -> Option<Arc<dyn ResultStore>> {
+    if ignore_result {
+        return None;
+    }
+    Some(Arc::new(connect.await.expect("result store")))
 }
 
 /// How many single tasks the idle-pickup measurement sends, one after another.
