@@ -213,6 +213,21 @@ async fn running_worker(
     (queue, stop, running)
 }
 
+/// Stops the worker `running_worker` started, then deletes its queue.
+async fn stop_and_delete(
+    queue: &Queue,
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+) {
+    stop.cancel();
+    running.await.expect("join");
+    queue
+        .broker()
+        .delete_queue(queue.name())
+        .await
+        .expect("delete the queue");
+}
+
 /// #14's end-to-end producer path: tasks/s from the first send until the last task ran, with
 /// a worker already waiting, the producer sending `batch` tasks per call.
 async fn produce_and_run(url: &str, run: &str, batch: usize) -> f64 {
@@ -238,13 +253,7 @@ async fn produce_and_run(url: &str, run: &str, batch: usize) -> f64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = *TASKS as f64 / started.elapsed().as_secs_f64();
-    stop.cancel();
-    running.await.expect("join");
-    queue
-        .broker()
-        .delete_queue(queue.name())
-        .await
-        .expect("delete the queue");
+    stop_and_delete(&queue, stop, running).await;
     rate
 }
 
@@ -266,13 +275,7 @@ async fn idle_pickup(url: &str, run: &str) -> (f64, f64) {
         let ran_at = runs.recv().await.expect("the worker runs it");
         waits.push(ran_at.duration_since(sent).as_secs_f64() * 1_000.0);
     }
-    stop.cancel();
-    running.await.expect("join");
-    queue
-        .broker()
-        .delete_queue(queue.name())
-        .await
-        .expect("delete the queue");
+    stop_and_delete(&queue, stop, running).await;
     waits.sort_by(f64::total_cmp);
     (waits[PICKUPS / 2], waits[PICKUPS * 99 / 100])
 }
